@@ -1,0 +1,19 @@
+# The two set-up commands of the README: `make run` (the main job) and `make test`.
+# Each creates .venv if missing and installs what it needs (tools/bootstrap.sh).
+.PHONY: run test lint bench bootstrap
+
+bootstrap:
+	@./tools/bootstrap.sh
+
+run: bootstrap
+	@.venv/bin/p2psip demo
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/mypy --strict reload_core
+
+test: lint
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+bench: bootstrap
+	.venv/bin/python bench/wire_bench.py
