@@ -3,6 +3,7 @@
 Pure functions over bytes. Every decoder raises only :class:`DecodeError`.
 """
 
+from reload_core.wire import chord, link_methods, storage, topology  # noqa: F401  (registers bodies)
 from reload_core.wire.buffer import DecodeError, EncodeError, Reader, Writer
 from reload_core.wire.codes import ErrorCode, MessageCode
 from reload_core.wire.context import DEFAULT_CONTEXT, WireContext

@@ -12,7 +12,7 @@ from reload_core.wire.codes import DataModel, KindId
 WELL_KNOWN_DATA_MODELS: Mapping[int, DataModel] = MappingProxyType(
     {
         KindId.SIP_REGISTRATION: DataModel.DICTIONARY,
-        KindId.TURN_SERVICE: DataModel.ARRAY,
+        KindId.TURN_SERVICE: DataModel.SINGLE,
         KindId.CERTIFICATE_BY_NODE: DataModel.ARRAY,
         KindId.CERTIFICATE_BY_USER: DataModel.ARRAY,
     }
