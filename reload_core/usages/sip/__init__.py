@@ -1,0 +1,1 @@
+"""The SIP Usage for RELOAD (RFC 7904)."""
