@@ -12,6 +12,9 @@ from typing import NoReturn
 #: Sub-command modules, each exposing ``register(subparsers)``.
 COMMAND_MODULES = [
     "app.cli.wire_cmd",
+    "app.cli.overlay_cmd",
+    "app.cli.enroll_cmd",
+    "app.cli.demo_cmd",
 ]
 
 

@@ -568,12 +568,13 @@ class Message:
 
     @classmethod
     def decode(cls, r: Reader, ctx: WireContext = DEFAULT_CONTEXT) -> Self:
+        start = r.offset
         header = ForwardingHeader.decode(r, ctx)
         if not header.is_unfragmented:
             raise DecodeError(
                 "message is a fragment; reassemble it first (§6.7)",
                 field="ForwardingHeader.fragment",
-                offset=12,
+                offset=start + 12,
             )
         contents = MessageContents.decode(r, ctx)
         security = SecurityBlock.decode(r, ctx)
