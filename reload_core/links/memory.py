@@ -1,0 +1,357 @@
+"""In-memory overlay links for tests and the simulator.
+
+A :class:`MemoryNetwork` connects :class:`MemoryEndpoint` objects by name, on any
+:class:`~reload_core.links.base.Clock` (a :class:`~reload_core.links.base.VirtualClock`
+runs thousands of nodes in one process). Links carry encoded frames through the same
+:class:`~reload_core.links.framing.FramingConnection` as TLS and DTLS: in stream mode the
+bytes go through the stream deframer like TLS/TCP's (optionally cut into small segments),
+in datagram mode each frame is a datagram under the stop-and-wait sender like DTLS's,
+and a deterministic :class:`LossPattern` may drop some of them.
+
+Nothing is encrypted and the peer's Node-IDs are those its endpoint was registered
+with: in memory the network itself vouches for identities. A dialed Node-ID is still
+checked, as TLS checks the certificate.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Protocol
+
+from reload_core.links.base import Clock, CloseCode, CloseReason, LinkHandler, LinkState, TimerHandle
+from reload_core.links.framing import FramedLink, LinkConfig
+from reload_core.wire.codes import OverlayLinkType
+from reload_core.wire.framing import FramedMessageType
+
+# ---------------------------------------------------------------- loss
+
+
+class LossPattern(Protocol):
+    """Decides, frame by frame in sending order, which frames one direction drops."""
+
+    def drops(self, frame: bytes) -> bool: ...
+
+
+_ALL_KINDS = frozenset({FramedMessageType.data, FramedMessageType.ack})
+
+
+class NoLoss:
+    def drops(self, frame: bytes) -> bool:
+        return False
+
+
+class RandomLoss:
+    """Drops each frame of the given kinds with probability ``rate``, from a seeded PRNG,
+    so a run is reproducible."""
+
+    def __init__(self, rate: float, seed: int = 0, kinds: Iterable[FramedMessageType] = _ALL_KINDS) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("loss rate must be in [0, 1]")
+        self.rate = rate
+        self.kinds = frozenset(kinds)
+        self._rng = random.Random(seed)
+
+    def drops(self, frame: bytes) -> bool:
+        return bool(frame) and frame[0] in self.kinds and self._rng.random() < self.rate
+
+
+class DropFrames:
+    """Drops the frames whose index, counting only frames of the given kinds from 0, is
+    in ``indices``; ``dropped`` records them."""
+
+    def __init__(self, indices: Iterable[int], kinds: Iterable[FramedMessageType] = _ALL_KINDS) -> None:
+        self.indices = frozenset(indices)
+        self.kinds = frozenset(kinds)
+        self.count = 0
+        self.dropped: list[bytes] = []
+
+    def drops(self, frame: bytes) -> bool:
+        if not frame or frame[0] not in self.kinds:
+            return False
+        index = self.count
+        self.count += 1
+        if index in self.indices:
+            self.dropped.append(frame)
+            return True
+        return False
+
+
+LossFactory = Callable[[str, str], LossPattern]
+"""Makes the pattern for one direction of one link: (from address, to address)."""
+
+
+# ---------------------------------------------------------------- network
+
+
+class MemoryNetwork:
+    """Endpoints by name, links between them with one-way ``latency`` seconds.
+
+    ``stream=True`` gives TLS/TCP-like links (reliable, in order; ``segment_size`` cuts
+    the byte stream into pieces of at most that many bytes); False gives DTLS-like
+    datagram links with simple reliability, subject to ``loss``.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        latency: float = 0.001,
+        stream: bool = True,
+        config: LinkConfig | None = None,
+        loss: LossFactory | None = None,
+        segment_size: int | None = None,
+    ) -> None:
+        if stream and loss is not None:
+            raise ValueError("a stream link does not lose frames; use stream=False or partition()")
+        self.clock = clock
+        self.latency = latency
+        self.stream = stream
+        self.config = config or LinkConfig()
+        self.loss: LossFactory = loss or (lambda src, dst: NoLoss())
+        self.segment_size = segment_size
+        self._endpoints: dict[str, MemoryEndpoint] = {}
+        self._blocked: set[frozenset[str]] = set()
+
+    def endpoint(
+        self,
+        address: str,
+        node_ids: bytes | tuple[bytes, ...],
+        handler: LinkHandler,
+        *,
+        config: LinkConfig | None = None,
+        accept: bool = True,
+    ) -> MemoryEndpoint:
+        """Register a node at ``address``; with ``accept`` it takes incoming links."""
+        if address in self._endpoints:
+            raise ValueError(f"address {address!r} is taken")
+        ids = (node_ids,) if isinstance(node_ids, bytes) else tuple(node_ids)
+        ep = MemoryEndpoint(self, address, ids, handler, config or self.config, accept)
+        self._endpoints[address] = ep
+        return ep
+
+    def partition(self, a: str, b: str) -> None:
+        """Silently drop everything between ``a`` and ``b`` from now on (both ways)."""
+        self._blocked.add(frozenset((a, b)))
+
+    def heal(self, a: str, b: str) -> None:
+        self._blocked.discard(frozenset((a, b)))
+
+    def blocked(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) in self._blocked
+
+    def _lookup(self, address: str) -> MemoryEndpoint | None:
+        return self._endpoints.get(address)
+
+    def _forget(self, ep: MemoryEndpoint) -> None:
+        if self._endpoints.get(ep.address) is ep:
+            del self._endpoints[ep.address]
+
+    def _connect(self, client: MemoryLink, address: str) -> None:
+        """The connection attempt reaches ``address`` (one latency after the dial)."""
+        if client.state is not LinkState.CONNECTING or self.blocked(client.local_address, address):
+            return  # timed out meanwhile, or lost: the handshake timer will tell
+        server_ep = self._lookup(address)
+        if server_ep is None or server_ep.crashed:
+            if server_ep is None or server_ep.fin_on_crash:
+                self.clock.call_later(
+                    self.latency,
+                    lambda: client._fail_connect(CloseCode.CONNECT_FAILED, f"nobody at {address!r}"),
+                )
+            return
+        if not server_ep.accepting:
+            self.clock.call_later(
+                self.latency,
+                lambda: client._fail_connect(CloseCode.CONNECT_FAILED, f"{address!r} does not accept"),
+            )
+            return
+        server = MemoryLink(server_ep, address=client.local_address, expected_node_id=None, dialed=False)
+        server.peer, client.peer = client, server
+        server.loss = self.loss(address, client.local_address)
+        client.loss = self.loss(client.local_address, address)
+        server_ep._links.add(server)
+        # Scheduled first so that it precedes anything the server sends on opening.
+        self.clock.call_later(self.latency, lambda: client._handshake_done(server_ep.node_ids))
+        server._start_framing(client.endpoint.node_ids)
+
+
+class MemoryEndpoint:
+    """One node on a :class:`MemoryNetwork`: a connector and a listener in one."""
+
+    def __init__(
+        self,
+        network: MemoryNetwork,
+        address: str,
+        node_ids: tuple[bytes, ...],
+        handler: LinkHandler,
+        config: LinkConfig,
+        accepting: bool,
+    ) -> None:
+        self.network = network
+        self.address = address
+        self.node_ids = node_ids
+        self.handler = handler
+        self.config = config
+        self.accepting = accepting
+        self.crashed = False
+        self.fin_on_crash = False
+        self._links: set[MemoryLink] = set()
+
+    @property
+    def links(self) -> frozenset[MemoryLink]:
+        """Links of this endpoint not yet closed."""
+        return frozenset(link for link in self._links if link.state is not LinkState.CLOSED)
+
+    def connect(self, address: str, expected_node_id: bytes | None = None) -> MemoryLink:
+        if self.crashed:
+            raise RuntimeError(f"endpoint {self.address!r} has crashed")
+        link = MemoryLink(self, address=address, expected_node_id=expected_node_id, dialed=True)
+        self._links.add(link)
+        link._handshake_timer = self.network.clock.call_later(
+            self.config.handshake_timeout,
+            lambda: link._fail_connect(CloseCode.HANDSHAKE_FAILED, "no answer"),
+        )
+        self.network.clock.call_later(self.network.latency, lambda: self.network._connect(link, address))
+        return link
+
+    def close(self) -> None:
+        """Stop accepting and leave the network; open links stay open."""
+        self.accepting = False
+        self.network._forget(self)
+
+    def close_links(self) -> None:
+        for link in list(self._links):
+            link.close()
+
+    def crash(self, *, fin: bool = False) -> None:
+        """The node dies: its links stop without telling its handler. With ``fin`` its
+        peers see the connections close (a killed process, whose OS closes the sockets);
+        without, they hear nothing more (a host that lost power or network)."""
+        self.crashed = True
+        self.fin_on_crash = fin
+        self.accepting = False
+        for link in list(self._links):
+            link._die(fin=fin)
+
+
+class MemoryLink(FramedLink):
+    """One end of an in-memory link."""
+
+    def __init__(
+        self, endpoint: MemoryEndpoint, *, address: str, expected_node_id: bytes | None, dialed: bool
+    ) -> None:
+        network = endpoint.network
+        super().__init__(
+            endpoint.handler,
+            network.clock,
+            endpoint.config,
+            stream=network.stream,
+            dialed=dialed,
+            expected_node_id=expected_node_id,
+        )
+        self.link_type = OverlayLinkType.TLS_TCP_FH_NO_ICE if network.stream else OverlayLinkType.DTLS_UDP_SR
+        self.endpoint = endpoint
+        self.network = network
+        self._remote_address = address
+        self.peer: MemoryLink | None = None
+        self.loss: LossPattern = NoLoss()
+        self._handshake_timer: TimerHandle | None = None
+        self.frames_sent = 0
+        self.frames_dropped = 0
+
+    @property
+    def local_address(self) -> str:
+        return self.endpoint.address
+
+    @property
+    def remote_address(self) -> str:
+        return self._remote_address
+
+    # -- handshake
+
+    def _handshake_done(self, server_node_ids: tuple[bytes, ...]) -> None:
+        self._cancel_handshake_timer()
+        if self.state is not LinkState.CONNECTING:
+            return
+        expected = self.expected_node_id
+        if expected is not None and expected not in server_node_ids:
+            self._finish(
+                CloseReason(CloseCode.WRONG_NODE_ID, f"{self.remote_address!r} is not {expected.hex()}")
+            )
+            return
+        self._start_framing(server_node_ids)
+
+    def _fail_connect(self, code: CloseCode, detail: str) -> None:
+        self._cancel_handshake_timer()
+        if self.state is LinkState.CONNECTING:
+            self._finish(CloseReason(code, detail))
+
+    def _cancel_handshake_timer(self) -> None:
+        timer = self._handshake_timer
+        if timer is not None:
+            timer.cancel()
+            self._handshake_timer = None
+
+    # -- transport
+
+    def _path_blocked(self) -> bool:
+        return self.network.blocked(self.local_address, self._remote_address)
+
+    def _transmit(self, chunks: list[bytes]) -> None:
+        peer = self.peer
+        for chunk in chunks:
+            self.frames_sent += 1
+            if peer is None or self._path_blocked() or self.loss.drops(chunk):
+                self.frames_dropped += 1
+                continue
+            for piece in self._segments(chunk):
+                self.network.clock.call_later(self.network.latency, partial(peer._deliver, piece))
+
+    def _segments(self, chunk: bytes) -> list[bytes]:
+        size = self.network.segment_size
+        if not self.network.stream or not size:
+            return [chunk]
+        return [chunk[i : i + size] for i in range(0, len(chunk), size)]
+
+    def _deliver(self, data: bytes) -> None:
+        if self.endpoint.crashed or self._path_blocked():
+            return
+        self._receive(data)
+
+    def _shutdown_transport(self, reason: CloseReason) -> None:
+        self._cancel_handshake_timer()
+        peer = self.peer
+        if peer is None or self._path_blocked():
+            return
+        self.network.clock.call_later(self.network.latency, lambda: peer._peer_closed())
+
+    def _peer_closed(self) -> None:
+        if self.endpoint.crashed or self._path_blocked():
+            return
+        if self.state is LinkState.CONNECTING:
+            self._fail_connect(CloseCode.HANDSHAKE_FAILED, "peer closed during the handshake")
+        else:
+            self._transport_closed(CloseReason(CloseCode.REMOTE))
+
+    def _die(self, *, fin: bool) -> None:
+        self._cancel_handshake_timer()
+        self._cancel_timer()
+        if self.state is LinkState.CLOSED:
+            return
+        self._closed(CloseReason(CloseCode.TRANSPORT_ERROR, "endpoint crashed"), notify=False)
+        peer = self.peer
+        if fin and peer is not None:
+            self.network.clock.call_later(self.network.latency, lambda: peer._peer_closed())
+
+
+__all__ = [
+    "DropFrames",
+    "LossFactory",
+    "LossPattern",
+    "MemoryEndpoint",
+    "MemoryLink",
+    "MemoryNetwork",
+    "NoLoss",
+    "RandomLoss",
+]
