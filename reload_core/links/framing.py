@@ -802,6 +802,12 @@ class FramedLink(Link):
         self._process()
 
     def close(self) -> None:
+        # A handler may send (e.g. a LeaveAns) and close in one callback, while _process is
+        # still on the stack and would not transmit once the link is closed: flush first.
+        if self._state is LinkState.OPEN and self._framing is not None:
+            out = self._framing.data_to_send()
+            if out:
+                self._transmit(out)
         self._finish(CloseReason(CloseCode.LOCAL))
 
     # -- for subclasses

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -597,9 +598,15 @@ class TlsEndpoint:
         """Links with a live TCP connection or being dialed."""
         return frozenset(self._links | self._dialing)
 
-    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> TlsListener:
+    async def listen(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> TlsListener:
+        """Accept links on ``host:port``, or on ``sock``, a socket already bound."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: TlsLink(self, dialed=False), host, port)
+        if sock is not None:
+            server = await loop.create_server(lambda: TlsLink(self, dialed=False), sock=sock)
+        else:
+            server = await loop.create_server(lambda: TlsLink(self, dialed=False), host, port)
         listener = TlsListener(server)
         self._listeners.append(listener)
         return listener
