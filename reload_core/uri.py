@@ -30,7 +30,11 @@ class ReloadUri:
         w = Writer()
         for d in self.destination_list:
             d.encode(w)
-        return f"reload://{w.data().hex()}@{self.overlay}/{self.specifier.hex()}"
+        text = f"reload://{w.data().hex()}@{self.overlay}/{self.specifier.hex()}"
+        # §14.15: destination is 1*HEXDIG and overlay a reg-name (a DNS name, §6.3.2).
+        if not _URI.match(text):
+            raise ReloadUriError(f"cannot form a reload URI from {self!r}")
+        return text
 
     @classmethod
     def parse(cls, text: str, ctx: WireContext = DEFAULT_CONTEXT) -> ReloadUri:
