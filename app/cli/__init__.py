@@ -15,6 +15,9 @@ COMMAND_MODULES = [
     "app.cli.overlay_cmd",
     "app.cli.enroll_cmd",
     "app.cli.demo_cmd",
+    "app.cli.peer_cmd",
+    "app.cli.bench_cmd",
+    "app.cli.storage_cmd",
 ]
 
 

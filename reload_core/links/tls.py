@@ -32,6 +32,7 @@ then failed (:mod:`reload_core.links.framing`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -342,6 +343,12 @@ class TlsLink(FramedLink, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._peer_address = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Each frame is one RELOAD message that someone waits for: never let Nagle
+            # hold it back (asyncio sets this only for sockets it created itself).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.state is LinkState.CLOSED:
             transport.close()
             return
