@@ -4,16 +4,22 @@ In a temporary folder: create an overlay (CA, signed configuration), add two acc
 serve configuration and enrollment over HTTPS on 127.0.0.1 (a free port), enroll both
 users through that server exactly as ``p2psip enroll`` does, check both certificates
 chain to the overlay's root certificate, then sign a RELOAD PingReq as alice (§6.3.4)
-and verify it as bob, and show that a tampered copy is rejected. Everything is removed
-at the end. Exit status 0 when every step worked.
+and verify it as bob, and show that a tampered copy is rejected. Then the enrolled
+profiles run as peers of a real overlay over TLS/TCP on 127.0.0.1 (carol is the bootstrap
+peer the configuration lists): alice registers her AoR as a SIP-REGISTRATION dictionary
+entry keyed by her Node-ID (RFC 7904 §3), bob fetches it, verifies it and routes a Ping to
+the Node-ID it names. Everything is removed at the end. Exit status 0 when every step
+worked.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,8 +29,11 @@ from typing import Any
 from app.cli import CliError
 from app.cli.enroll_cmd import enroll_profile
 from app.cli.overlay_cmd import OverlayDirectory, serving
+from app.peer import bind_listening_socket, build_node, peer_setup
 from app.profile import Profile
-from reload_core.ids import overlay_hash
+from reload_core.config.document import BootstrapNode
+from reload_core.ids import overlay_hash, resource_id
+from reload_core.node.events import wait_until
 from reload_core.security.certificates import CertificateError, validate_chain
 from reload_core.security.signing import (
     CertificateResolver,
@@ -34,7 +43,8 @@ from reload_core.security.signing import (
     signing_node_id,
     verify_message,
 )
-from reload_core.wire.codes import MessageCode
+from reload_core.storage import Storage
+from reload_core.wire.codes import KindId, MessageCode
 from reload_core.wire.context import WireContext
 from reload_core.wire.link_methods import PingReq
 from reload_core.wire.message import (
@@ -45,9 +55,12 @@ from reload_core.wire.message import (
     NodeDestination,
 )
 from reload_core.wire.registry import decode_body, encode_struct
+from reload_core.wire.sip_registration import SipRegistration
+from reload_core.wire.storage import DataValue, DictionaryEntry, StoredDataSpecifier
 
 OVERLAY = "demo.p2psip.example"
-USERS = ("alice", "bob")
+USERS = ("alice", "bob", "carol")
+RING_TIMEOUT = 60.0
 
 
 def _given(password: str) -> Callable[[], str]:
@@ -91,7 +104,13 @@ def _verify_as(bob: Profile, wire: bytes, node_id_length: int) -> tuple[bytes, s
 
 async def run_demo(workdir: Path) -> None:
     _say(f"1. create overlay {OVERLAY} in {workdir}")
-    od = OverlayDirectory.create(workdir / "overlay", OVERLAY)
+    # Bound before the configuration is signed, so that it can list carol's real port as
+    # the bootstrap peer (§11.1 bootstrap-node) and nobody can take it in between.
+    bootstrap_sock = bind_listening_socket("127.0.0.1", 0, listen=False)
+    bootstrap_port = bootstrap_sock.getsockname()[1]
+    od = OverlayDirectory.create(
+        workdir / "overlay", OVERLAY, bootstrap=(BootstrapNode("127.0.0.1", bootstrap_port),)
+    )
     passwords = {user: secrets.token_urlsafe(12) for user in USERS}
     for user, password in passwords.items():
         od.users().add_user(user, password, f"{user}@{OVERLAY}")
@@ -137,9 +156,75 @@ async def run_demo(workdir: Path) -> None:
         _say(f"7. a copy with one flipped bit is rejected: {exc}")
     else:
         raise CliError("a tampered message verified")
+    await _overlay_steps(profiles, bootstrap_sock)
+
+
+async def _overlay_steps(profiles: dict[str, Profile], bootstrap_sock: socket.socket) -> None:
+    setups = {user: peer_setup(profile) for user, profile in profiles.items()}
+    nodes = {"carol": build_node(setups["carol"], sock=bootstrap_sock)}
+    try:
+        await nodes["carol"].start()
+        nodes["carol"].start_alone()
+        for user in ("alice", "bob"):
+            nodes[user] = build_node(setups[user], sock=bind_listening_socket("127.0.0.1", 0))
+            await nodes[user].start()
+            await nodes[user].join(setups[user].bootstrap_nodes, timeout=RING_TIMEOUT)
+        ring = sorted(n.node_id for n in nodes.values())
+        await wait_until(nodes.values(), lambda: _ring_ok(list(nodes.values()), ring), RING_TIMEOUT)
+        _say("8. carol, alice and bob run as peers over TLS/TCP on 127.0.0.1; the Chord ring is closed:")
+        for user, node in sorted(nodes.items(), key=lambda kv: kv[1].node_id):
+            succ = node.successors[0].hex()[:8] if node.successors else "-"
+            _say(f"   {user:5} {node.node_id.hex()[:8]}…  successor {succ}…")
+
+        alice, bob = nodes["alice"], nodes["bob"]
+        aor = profiles["alice"].descriptor.user_name
+        registration = SipRegistration.for_route([NodeDestination(alice.node_id)])
+        entry = DictionaryEntry(alice.node_id, DataValue(True, registration.to_bytes()))
+        client = _storage(alice).client
+        await client.store(resource_id(aor), KindId.SIP_REGISTRATION, [entry])
+        _say(f"9. alice registers {aor}: SIP-REGISTRATION entry keyed by her Node-ID, signed (§7.1)")
+
+        fetched = await _storage(bob).client.fetch(
+            resource_id(aor), StoredDataSpecifier.dictionary(KindId.SIP_REGISTRATION, ())
+        )
+        found = SipRegistration.from_bytes(_first_value(fetched))
+        target = found.data.destination_list[0]  # type: ignore[union-attr]
+        assert isinstance(target, NodeDestination)
+        _say(f"10. bob fetches {aor} and verifies the signature: route to Node-ID {target.node_id.hex()}")
+        answer, _ = await bob.request([target], MessageCode.ping_req, PingReq())
+        _say(f"11. bob pings that Node-ID through the overlay: answered by {answer.response_id:#x}")
+    finally:
+        for node in nodes.values():
+            await node.close()
+
+
+def _ring_ok(nodes: list[Any], ring: list[bytes]) -> bool:
+    for node in nodes:
+        i = ring.index(node.node_id)
+        if not node.successors or node.successors[0] != ring[(i + 1) % len(ring)]:
+            return False
+    return True
+
+
+def _storage(node: Any) -> Storage:
+    storage = Storage.of(node)
+    if storage is None:
+        raise CliError("the peer has no storage")
+    return storage
+
+
+def _first_value(kinds: Any) -> bytes:
+    for kind in kinds:
+        for value in kind.values:
+            if isinstance(value.value, DictionaryEntry) and value.value.value.exists:
+                return bytes(value.value.value.value)
+    raise CliError("the registration was not found")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    # The transcript is the output; the nodes' routine warnings (closing peers noticing
+    # each other leave) would only interleave with it.
+    logging.getLogger("reload_core").setLevel(logging.ERROR)
     workdir = Path(tempfile.mkdtemp(prefix="p2psip-demo-"))
     try:
         asyncio.run(run_demo(workdir))
@@ -147,7 +232,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise CliError(f"demo failed: {exc}") from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    _say("demo finished: overlay, HTTPS enrollment, certificates and message signatures all work")
+    _say("demo finished: HTTPS enrollment, signatures, a TLS Chord ring and SIP registration all work")
     return 0
 
 
