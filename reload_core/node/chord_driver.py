@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from reload_core.ids import NodeId
 from reload_core.links.base import Link
 from reload_core.node.errors import RequestError
-from reload_core.node.events import NeighborsChanged, ResponsibilityChanged, StateChanged
+from reload_core.node.events import NeighborsChanged, ResponsibilityChanged
 from reload_core.node.requests import Answer, Outcome
 from reload_core.topology.actions import (
     AcceptJoin,
@@ -131,6 +131,9 @@ class ChordDriver:
             node.hooks.replicate(_ids(act.to), act.start.to_bytes(), act.end.to_bytes())
         elif isinstance(act, TopologyChanged):
             node.emit(NeighborsChanged(_ids(act.predecessors), _ids(act.successors), _ids(act.fingers)))
+            if node.state == "disconnected" and (act.predecessors or act.successors or act.fingers):
+                node.log.info("in a ring again")
+                node.set_state("joined")
         elif isinstance(act, TopologyResponsibility):
             start, end, replica = act.start.to_bytes(), act.end.to_bytes(), act.replica_start.to_bytes()
             node.hooks.responsibility_changed(start, end, replica)
@@ -143,7 +146,7 @@ class ChordDriver:
             node.join_failed(act.reason)
         elif isinstance(act, Disconnected):
             node.log.warning("lost every Routing Table peer (§10.7.1)")
-            node.emit(StateChanged("disconnected"))
+            node.set_state("disconnected")  # back to "joined" with the first Routing Table peer
         elif isinstance(act, AcceptJoin | RejectJoin | AnswerRouteQuery):
             # Answers belong to the request handler that asked the topology; one arriving
             # here has no request left to answer.

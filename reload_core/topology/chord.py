@@ -61,8 +61,10 @@ knows (§10.7.1).
 Failures (§10.7.1, §10.7.2): the lost peer leaves every table; the Neighbor Table is rebuilt
 from the remaining Routing Table and the better peers named in the other neighbours' last
 Updates are Attached; the successor hold-down delays new replicas by 30 s; a lost finger
-(reactive) starts a search for its entry. A peer taken for dead (a failed request, a Leave)
-is ignored in others' Updates for ``failed_hold`` seconds unless it gets in touch itself; a
+(reactive) starts a search for its entry. A peer taken for dead (a lost connection, a failed
+request, a Leave) is ignored in others' Updates for ``failed_hold`` seconds unless it gets in
+touch itself with an Update of its own (a connection alone does not count: a peer restarted
+with the same Node-ID Attaches before it has joined, §10.5 step 3); a
 failed Attach is not taken as proof (routing may have failed while the ring was changing),
 so the peer is tried again when an Update names it again.
 
@@ -329,17 +331,19 @@ class ChordTopology:
             return []
         snap = self._snapshot()
         self._connected.add(node)
-        self._failed.pop(node, None)
+        # A bare connection does not end a failure hold: a restarted peer's join Attaches
+        # (§10.5 step 3) populate Connection Tables only; its own Update (step 9) does.
         if send_update_requested:
             self._queue_update(node, ChordUpdateType.full)
         return self._finish(snap, now)
 
     def on_connection_lost(self, node: NodeId, now: float) -> list[Action]:
-        """The connection to ``node`` is gone (§10.7.1, §10.7.2)."""
+        """The connection to ``node`` is gone (§10.7.1, §10.7.2): it is taken for dead, so that
+        stale Updates (or other neighbours' last reports) naming it do not Attach to it again."""
         if node not in self._connected or self._state is ChordState.LEFT:
             return []
         snap = self._snapshot()
-        self._lose(node, now, failed=False)
+        self._lose(node, now, failed=True)
         return self._finish(snap, now)
 
     def on_peer_failed(self, node: NodeId, now: float) -> list[Action]:
@@ -363,7 +367,13 @@ class ChordTopology:
             return self._finish(snap, now)
         self._connected.add(peer)
         self._initiated.add(peer)
-        self._failed.pop(peer, None)
+        if purposes & {_Purpose.ADMITTING, _Purpose.HEAL}:
+            self._failed.pop(peer, None)  # it answered for a Resource-ID: a ring peer
+        elif self._is_failed(peer, now):
+            # A peer taken for dead that connected to us (a restarted one, Attaching as a
+            # joining node, §10.5 step 3) completes our pending Attach, but is not in the
+            # ring until it sends its own Update (step 9): Connection Table only.
+            purposes = set()
         if _Purpose.ADMITTING in purposes and self._phase is JoinPhase.ATTACHING_AP:
             self._ap = peer
             self._phase = JoinPhase.AWAITING_AP_UPDATE
@@ -485,6 +495,7 @@ class ChordTopology:
             return []
         snap = self._snapshot()
         del self._admitting[joining]
+        self._failed.pop(joining, None)  # restarted with the same Node-ID: admitted afresh
         if joining in self._connected:
             self._handed_over.add(joining)
             self._add_peer(joining)
@@ -732,7 +743,7 @@ class ChordTopology:
         grace = self.config.eviction_grace_time
         routing = self.routing_table()
         for node, since in sorted(self._evicted.items()):
-            if now - since < grace or node in routing:
+            if now < since + grace or node in routing:  # the same sum as next_timer(): no float gap
                 continue
             if node in self._initiated and node in self._connected and node not in self._admitting:
                 self._acts.append(DropConnection(node))

@@ -96,12 +96,6 @@ async def test_a_new_peer_takes_over_a_dead_bootstrap_address(make_harness: Make
     assert len(harness.ring()) == 3
 
 
-@pytest.mark.xfail(
-    reason="node bug: a peer killed and restarted with the same Node-ID within the attach timeout "
-    "is put in its neighbours' tables by stale Attaches before it joins, and its admitting peer "
-    "then refuses every Join (Node-ID not in this peer's range)",
-    strict=False,
-)
 async def test_a_killed_peer_restarted_with_its_node_id_rejoins(make_harness: MakeHarness) -> None:
     harness = await make_harness(4)
     for index in range(4):
