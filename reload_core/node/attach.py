@@ -228,9 +228,11 @@ class AttachManager:
             raise RequestRejected(ErrorCode.Error_Invalid_Message, "an Attach from this node to itself")
         own = self._unanswered.get(requester)
         if own is not None:
-            # §6.5.1.2 tie-breaker, Node-IDs compared as big-endian unsigned integers.
-            if node.node_id < requester:
+            # §6.5.1.2 tie-breaker, Node-IDs compared as big-endian unsigned integers. An Attach
+            # of ours that cannot arrive is not in progress: answer as the smaller node would.
+            if node.node_id < requester or self._undeliverable(requester):
                 del self._unanswered[requester]
+                self._source_routed.pop(own.transaction_id, None)
                 node.cancel_request(own.transaction_id)
                 self._wait_for(requester, own.on_done)
             else:
@@ -254,6 +256,15 @@ class AttachManager:
             self._inbound[requester] = self._inbound.get(requester, False) or body.send_update
         ufrag, password = self._ice_credentials()
         return AttachAns(ufrag, password, b"active", self.candidates(), False)
+
+    def _undeliverable(self, node_id: bytes) -> bool:
+        """Whether our Attach to ``node_id`` is dropped before it reaches it: a Node-ID in our
+        own range is reached only over a direct connection (§6.1.1), so every route to it
+        ends here. This is a joining node (§10.5) that a stale Update named to us: its
+        Attach to Resource-ID n+1 (step 2) comes to us, and answering it Error_In_Progress
+        would fail its join for as long as our own Attach is retransmitted."""
+        node = self.node
+        return node.is_responsible(node_id) and not node.is_connected(node_id)
 
     def _pick(self, candidates: tuple[IceCandidate, ...]) -> IceCandidate | None:
         link_type = self.node.transport.link_type
