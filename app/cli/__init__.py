@@ -9,16 +9,22 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-#: Sub-command modules, each exposing ``register(subparsers)``.
-COMMAND_MODULES = [
-    "app.cli.wire_cmd",
-    "app.cli.overlay_cmd",
-    "app.cli.enroll_cmd",
-    "app.cli.demo_cmd",
-    "app.cli.peer_cmd",
-    "app.cli.bench_cmd",
-    "app.cli.storage_cmd",
-]
+#: Sub-command name -> the module that registers it (``register(subparsers)``). Only the
+#: module of the command being run is imported, so a quick command does not pay for the
+#: network stack's imports.
+COMMANDS: dict[str, str] = {
+    "wire": "app.cli.wire_cmd",
+    "overlay": "app.cli.overlay_cmd",
+    "enroll": "app.cli.enroll_cmd",
+    "demo": "app.cli.demo_cmd",
+    "peer": "app.cli.peer_cmd",
+    "bench": "app.cli.bench_cmd",
+    "store": "app.cli.storage_cmd",
+    "fetch": "app.cli.storage_cmd",
+    "stat": "app.cli.storage_cmd",
+    "find": "app.cli.storage_cmd",
+}
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
 class CliError(Exception):
@@ -31,17 +37,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every sub-command, or only ``command``'s module when it is known."""
     parser = _Parser(prog="p2psip", description="P2PSIP Phone: RELOAD overlay and SIP softphone")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list[0] if args_list else None)
+    args = parser.parse_args(args_list)
     try:
         result = args.func(args)
     except CliError as exc:
