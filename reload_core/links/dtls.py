@@ -53,8 +53,15 @@ from reload_core.links.base import (
     TimerHandle,
 )
 from reload_core.links.framing import FramedLink, LinkConfig
-from reload_core.links.tls import OverlayTrust, TlsCredentials, TlsEngine, make_context
-from reload_core.security.certificates import CertificateError, NodeCertificate
+from reload_core.links.tls import (
+    OverlayTrust,
+    TlsCredentials,
+    TlsEngine,
+    authenticate_peer,
+    describe_ssl_error,
+    make_context,
+)
+from reload_core.security.certificates import NodeCertificate
 from reload_core.wire.buffer import DecodeError, EncodeError
 from reload_core.wire.codes import OverlayLinkType
 from reload_core.wire.context import WireContext
@@ -174,33 +181,14 @@ class PeerCheck:
             return True
         if self.verified is not None:
             return self.verified.der == der
-        intermediates = [d for d in self._chain.values() if d != der]
-        for c in conn.get_peer_cert_chain(as_cryptography=True) or []:
-            d = c.public_bytes(Encoding.DER)
-            if d != der and d not in intermediates:
-                intermediates.append(d)
-        try:
-            node = self.trust.authenticate(der, intermediates, self.now())
-        except CertificateError as exc:
-            self.failure = CloseReason(CloseCode.AUTHENTICATION_FAILED, str(exc))
+        result = authenticate_peer(
+            self.trust, der, self._chain.values(), conn, self.now(), self.expected_node_id
+        )
+        if isinstance(result, CloseReason):
+            self.failure = result
             return False
-        expected = self.expected_node_id
-        if expected is not None and expected not in node.node_ids:
-            self.failure = CloseReason(
-                CloseCode.WRONG_NODE_ID,
-                f"certificate carries {', '.join(n.hex() for n in node.node_ids)}, not {expected.hex()}",
-            )
-            return False
-        self.verified = node
+        self.verified = result
         return True
-
-
-def _describe(exc: SSL.Error) -> str:
-    parts: list[str] = []
-    for item in exc.args[0] if exc.args and isinstance(exc.args[0], list) else []:
-        if isinstance(item, tuple) and item:
-            parts.append(str(item[-1]))
-    return ", ".join(parts) or str(exc) or type(exc).__name__
 
 
 # ---------------------------------------------------------------- the DTLS association
@@ -368,7 +356,7 @@ class DtlsSession:
             self._handshake_timer = None
 
     def _classify(self, exc: SSL.Error, default: CloseCode) -> CloseReason:
-        detail = _describe(exc)
+        detail = describe_ssl_error(exc)
         lowered = detail.lower()
         code = CloseCode.AUTHENTICATION_FAILED if any(w in lowered for w in _AUTH_ALERT_WORDS) else default
         return CloseReason(code, f"DTLS: {detail}")
@@ -606,7 +594,7 @@ class DtlsLink(FramedLink):
                 self.session.send_record(chunk)  # one frame, one record (§6.6.3)
         except SSL.Error as exc:
             self.session.flush()
-            self._finish(CloseReason(CloseCode.TRANSPORT_ERROR, f"DTLS: {_describe(exc)}"))
+            self._finish(CloseReason(CloseCode.TRANSPORT_ERROR, f"DTLS: {describe_ssl_error(exc)}"))
             return
         self.session.flush()
 
@@ -703,7 +691,7 @@ class DtlsAppConnection:
         try:
             self.session.send_record(message)
         except SSL.Error as exc:
-            self._session_closed(CloseReason(CloseCode.TRANSPORT_ERROR, f"DTLS: {_describe(exc)}"))
+            self._session_closed(CloseReason(CloseCode.TRANSPORT_ERROR, f"DTLS: {describe_ssl_error(exc)}"))
             self.session.close(close_notify=False)
             raise LinkNotOpenError(LinkState.CLOSED, self.close_reason) from None
         self.session.flush()

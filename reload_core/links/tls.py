@@ -37,7 +37,7 @@ import logging
 import os
 import socket
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,7 +275,35 @@ class TlsEngine:
         return None if name is None else str(name)
 
 
-def _describe(exc: SSL.Error) -> str:
+def authenticate_peer(
+    trust: OverlayTrust,
+    der: bytes,
+    seen_chain: Iterable[bytes],
+    conn: SSL.Connection,
+    now: datetime,
+    expected_node_id: bytes | None,
+) -> NodeCertificate | CloseReason:
+    """The peer's certificate ``der`` checked by the overlay's rules (chain to a root-cert or
+    self-signed, §11.3), with the intermediates seen in the handshake; when we dialed a
+    Node-ID, the certificate must carry it. Shared by the TLS and DTLS links."""
+    intermediates = [d for d in seen_chain if d != der]
+    for c in conn.get_peer_cert_chain(as_cryptography=True) or []:
+        d = c.public_bytes(Encoding.DER)
+        if d != der and d not in intermediates:
+            intermediates.append(d)
+    try:
+        node = trust.authenticate(der, intermediates, now)
+    except CertificateError as exc:
+        return CloseReason(CloseCode.AUTHENTICATION_FAILED, str(exc))
+    if expected_node_id is not None and expected_node_id not in node.node_ids:
+        return CloseReason(
+            CloseCode.WRONG_NODE_ID,
+            f"certificate carries {', '.join(n.hex() for n in node.node_ids)}, not {expected_node_id.hex()}",
+        )
+    return node
+
+
+def describe_ssl_error(exc: SSL.Error) -> str:
     parts: list[str] = []
     for item in exc.args[0] if exc.args and isinstance(exc.args[0], list) else []:
         if isinstance(item, tuple) and item:
@@ -416,31 +444,24 @@ class TlsLink(FramedLink, asyncio.Protocol):
             return True
         if self._verified is not None:
             return self._verified.der == der
-        intermediates = [d for d in self._seen_chain.values() if d != der]
-        sent = conn.get_peer_cert_chain(as_cryptography=True) or []
-        for c in sent:
-            d = c.public_bytes(Encoding.DER)
-            if d != der and d not in intermediates:
-                intermediates.append(d)
-        try:
-            node = self.endpoint.trust.authenticate(der, intermediates, self.endpoint.wall_clock())
-        except CertificateError as exc:
-            self._auth_failure = CloseReason(CloseCode.AUTHENTICATION_FAILED, str(exc))
+        result = authenticate_peer(
+            self.endpoint.trust,
+            der,
+            self._seen_chain.values(),
+            conn,
+            self.endpoint.wall_clock(),
+            self.expected_node_id,
+        )
+        if isinstance(result, CloseReason):
+            self._auth_failure = result
             return False
-        expected = self.expected_node_id
-        if expected is not None and expected not in node.node_ids:
-            self._auth_failure = CloseReason(
-                CloseCode.WRONG_NODE_ID,
-                f"certificate carries {', '.join(n.hex() for n in node.node_ids)}, not {expected.hex()}",
-            )
-            return False
-        self._verified = node
+        self._verified = result
         return True
 
     def _classify(self, exc: SSL.Error, default: CloseCode) -> CloseReason:
         """With TLS 1.3 a dialer learns that the listener refused its certificate only
         from the alert that follows the handshake; tell that case apart."""
-        detail = _describe(exc)
+        detail = describe_ssl_error(exc)
         lowered = detail.lower()
         code = CloseCode.AUTHENTICATION_FAILED if any(w in lowered for w in _AUTH_ALERT_WORDS) else default
         return CloseReason(code, f"TLS: {detail}")
