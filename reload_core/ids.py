@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 ID_BITS = 128
 ID_BYTES = ID_BITS // 8
@@ -19,8 +19,10 @@ WILDCARD_NODE_ID = b"\xff" * ID_BYTES
 """The all-ones Node-ID: "any node", e.g. for a Ping or Attach to a neighbour (§6.3.1.1... §6.5.1)."""
 
 
+@lru_cache(maxsize=64)
 def overlay_hash(overlay_name: str) -> int:
-    """``overlay`` field: the low 32 bits of SHA-1 of the overlay name (§6.3.2)."""
+    """``overlay`` field: the low 32 bits of SHA-1 of the overlay name (§6.3.2). Cached: every
+    message built or checked needs it."""
     return int.from_bytes(hashlib.sha1(overlay_name.encode("ascii")).digest()[-4:], "big")
 
 
@@ -56,6 +58,16 @@ class NodeId:
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
+
+    # Written out rather than generated: routing and the topology hash and compare Node-IDs
+    # constantly, and the generated methods build a tuple of the fields each time.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not NodeId:
+            return NotImplemented
+        return self.value == other.value and self.bits == other.bits
+
+    def __hash__(self) -> int:
+        return hash(self.value) ^ self.bits
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, NodeId):

@@ -87,7 +87,9 @@ class LinkConfig:
     be rounded to the millisecond rather than up to a second, and MAY be smaller on LANs,
     so lower ``min_rto`` there. ``max_transmissions`` and ``ack_spacing`` are §6.6.3.1's
     "total of 5 requests" and "wait 10 ms between receipt of an ACK and transmission of the
-    next message". ``handshake_timeout`` bounds connection setup.
+    next message". ``handshake_timeout`` bounds connection setup, and at most
+    ``max_handshakes`` accepted connections may be in theirs at once: more are refused at
+    once (half-open connections cost a socket and a TLS engine each).
     """
 
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -99,6 +101,7 @@ class LinkConfig:
     max_transmissions: int = 5
     ack_spacing: float = 0.010
     handshake_timeout: float = 10.0
+    max_handshakes: int = 64
 
     def __post_init__(self) -> None:
         if not 0 < self.max_message_size <= MAX_FRAMED_MESSAGE:
@@ -137,9 +140,11 @@ def acknowledged_sequences(ack: AckFrame) -> list[int]:
     evidence, so it is honoured.)"""
     n = ack.ack_sequence
     seqs = [n]
-    for k in range(1, ACK_WINDOW + 1):
-        if ack.received & (1 << (k - 1)):
-            seqs.append((n - k) % SEQUENCE_MODULUS)
+    bits = ack.received & ((1 << ACK_WINDOW) - 1)
+    while bits:  # one turn per set bit (every frame on a busy link acks up to 32 others)
+        low = bits & -bits
+        seqs.append((n - low.bit_length()) % SEQUENCE_MODULUS)
+        bits ^= low
     return seqs
 
 
@@ -908,6 +913,10 @@ class FramedLink(Link):
             return
         deadline = self._framing.get_timer()
         if deadline == self._timer_at:
+            return
+        if self._timer_at is not None and (deadline is None or self._timer_at < deadline):
+            # The armed timer fires first and re-arms for whatever is due then (handling a
+            # timer early is harmless): no new timer for each frame that moves the deadline.
             return
         self._cancel_timer()
         if deadline is not None:

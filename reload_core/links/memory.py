@@ -23,7 +23,7 @@ from typing import Protocol
 from reload_core.links.base import Clock, CloseCode, CloseReason, LinkHandler, LinkState, TimerHandle
 from reload_core.links.framing import FramedLink, LinkConfig
 from reload_core.wire.codes import OverlayLinkType
-from reload_core.wire.framing import FramedMessageType
+from reload_core.wire.framing import DATA_HEADER_LEN, FramedMessageType
 
 # ---------------------------------------------------------------- loss
 
@@ -113,6 +113,9 @@ class MemoryNetwork:
         self.segment_size = segment_size
         self._endpoints: dict[str, MemoryEndpoint] = {}
         self._blocked: set[frozenset[str]] = set()
+        # Traffic counters over every link of the network, for simulations' figures.
+        self.frames_sent = 0
+        self.messages_sent = 0  # data frames with a message in them (not keepalives)
 
     def endpoint(
         self,
@@ -139,7 +142,7 @@ class MemoryNetwork:
         self._blocked.discard(frozenset((a, b)))
 
     def blocked(self, a: str, b: str) -> bool:
-        return frozenset((a, b)) in self._blocked
+        return bool(self._blocked) and frozenset((a, b)) in self._blocked
 
     def _lookup(self, address: str) -> MemoryEndpoint | None:
         return self._endpoints.get(address)
@@ -170,7 +173,7 @@ class MemoryNetwork:
         server.peer, client.peer = client, server
         server.loss = self.loss(address, client.local_address)
         client.loss = self.loss(client.local_address, address)
-        server_ep._links.add(server)
+        server_ep._links[server] = None
         # Scheduled first so that it precedes anything the server sends on opening.
         self.clock.call_later(self.latency, lambda: client._handshake_done(server_ep.node_ids))
         server._start_framing(client.endpoint.node_ids)
@@ -196,7 +199,9 @@ class MemoryEndpoint:
         self.accepting = accepting
         self.crashed = False
         self.fin_on_crash = False
-        self._links: set[MemoryLink] = set()
+        # Insertion-ordered (not a set of objects hashed by address), so that crash() and
+        # close_links() act in the same order in every run of a seeded simulation.
+        self._links: dict[MemoryLink, None] = {}
 
     @property
     def links(self) -> frozenset[MemoryLink]:
@@ -207,7 +212,7 @@ class MemoryEndpoint:
         if self.crashed:
             raise RuntimeError(f"endpoint {self.address!r} has crashed")
         link = MemoryLink(self, address=address, expected_node_id=expected_node_id, dialed=True)
-        self._links.add(link)
+        self._links[link] = None
         link._handshake_timer = self.network.clock.call_later(
             self.config.handshake_timeout,
             lambda: link._fail_connect(CloseCode.HANDSHAKE_FAILED, "no answer"),
@@ -300,8 +305,12 @@ class MemoryLink(FramedLink):
 
     def _transmit(self, chunks: list[bytes]) -> None:
         peer = self.peer
+        network = self.network
         for chunk in chunks:
             self.frames_sent += 1
+            network.frames_sent += 1
+            if len(chunk) > DATA_HEADER_LEN and chunk[0] == FramedMessageType.data:
+                network.messages_sent += 1
             if peer is None or self._path_blocked() or self.loss.drops(chunk):
                 self.frames_dropped += 1
                 continue
@@ -333,6 +342,12 @@ class MemoryLink(FramedLink):
             self._fail_connect(CloseCode.HANDSHAKE_FAILED, "peer closed during the handshake")
         else:
             self._transport_closed(CloseReason(CloseCode.REMOTE))
+
+    def _closed(self, reason: CloseReason, *, notify: bool = True) -> bool:
+        closed = super()._closed(reason, notify=notify)
+        if closed:
+            self.endpoint._links.pop(self, None)  # a long-lived endpoint keeps no dead links
+        return closed
 
     def _die(self, *, fin: bool) -> None:
         self._cancel_handshake_timer()

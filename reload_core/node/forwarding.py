@@ -158,7 +158,7 @@ def decide(
             via_list=(*header.via_list, NodeDestination(previous_hop)),
             destination_list=tuple(dests),
         )
-    else:
+    elif len(dests) != len(header.destination_list):  # own entries were removed from the front
         header = replace(header, destination_list=tuple(dests))
     return Forward(hop, header)
 

@@ -380,6 +380,9 @@ class CertificateResolver:
 
     def __call__(self, identity: SignerIdentity, certificates: Sequence[bytes]) -> NodeCertificate:
         now = self.clock()
+        known = self._known(identity, certificates, now)
+        if known is not None:
+            return known
         candidates: list[bytes] = list(certificates)
         try:
             node = find_signer_certificate(identity, candidates, self.node_id_length)
@@ -393,6 +396,27 @@ class CertificateResolver:
             return self.validate(node, others, now)
         except CertificateError as exc:
             raise SignatureError(f"signer's certificate rejected: {exc}") from None
+
+    def _known(
+        self, identity: SignerIdentity, certificates: Sequence[bytes], now: datetime
+    ) -> NodeCertificate | None:
+        """A certificate among ``certificates`` that was validated before, is still within
+        its cached window and that ``identity`` designates: every message needs this, so
+        it skips parsing the DER again. (The identity's hash pins one DER, so this is the
+        certificate the full search would find.)"""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        for der in certificates:
+            cached = self._cache.get(der)
+            if cached is None or not cached.not_before <= now <= cached.not_after:
+                continue
+            try:
+                signing_node_id(identity, cached.node)
+            except SignatureError:
+                continue
+            self._cache.move_to_end(der)
+            return cached.node
+        return None
 
     def validate(
         self, certificate: NodeCertificate | bytes, intermediates: Sequence[bytes], now: datetime

@@ -13,8 +13,6 @@ absolute byte offset in the decoded buffer.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from reload_core.wire.codes import ErrorCode
 
@@ -112,6 +110,11 @@ class Reader:
     def pull_uint128(self, field: str) -> int:
         pos = self._need(16, field)
         return int.from_bytes(self._data[pos : pos + 16], "big")
+
+    def pull_struct(self, layout: struct.Struct, field: str) -> tuple[int, ...]:
+        """Several fixed-size fields at once, as ``layout`` (big-endian) reads them."""
+        pos = self._need(layout.size, field)
+        return layout.unpack_from(self._data, pos)
 
     def pull_boolean(self, field: str) -> bool:
         """``enum { false(0), true(1), (255) } Boolean`` (§6.3.1.1); other values are errors."""
@@ -228,16 +231,9 @@ class Writer:
         self.push_length(len(data), length_bytes, field)
         self._buf += data
 
-    @contextmanager
-    def vector(self, length_bytes: int, field: str = "vector") -> Iterator[None]:
+    def vector(self, length_bytes: int, field: str = "vector") -> _Vector:
         """Write the elements inside the ``with`` block; the length prefix is filled in after."""
-        start = len(self._buf)
-        self._buf += bytes(length_bytes)
-        yield
-        n = len(self._buf) - start - length_bytes
-        if n >= 1 << (8 * length_bytes):
-            raise EncodeError(f"{field}: length {n} does not fit in {length_bytes} bytes")
-        self._buf[start : start + length_bytes] = n.to_bytes(length_bytes, "big")
+        return _Vector(self._buf, length_bytes, field)
 
     def reserve(self, n: int) -> int:
         """Reserve ``n`` zero bytes to patch later with :meth:`patch`; returns their offset."""
@@ -247,3 +243,29 @@ class Writer:
 
     def patch(self, offset: int, data: bytes) -> None:
         self._buf[offset : offset + len(data)] = data
+
+
+class _Vector:
+    """The ``with`` block of :meth:`Writer.vector` (a class: every message encodes several,
+    and a generator-based context manager costs several times more)."""
+
+    __slots__ = ("_buf", "_field", "_length_bytes", "_start")
+
+    def __init__(self, buf: bytearray, length_bytes: int, field: str) -> None:
+        self._buf = buf
+        self._length_bytes = length_bytes
+        self._field = field
+        self._start = 0
+
+    def __enter__(self) -> None:
+        self._start = len(self._buf)
+        self._buf += bytes(self._length_bytes)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            return
+        length_bytes, start = self._length_bytes, self._start
+        n = len(self._buf) - start - length_bytes
+        if n >= 1 << (8 * length_bytes):
+            raise EncodeError(f"{self._field}: length {n} does not fit in {length_bytes} bytes")
+        self._buf[start : start + length_bytes] = n.to_bytes(length_bytes, "big")

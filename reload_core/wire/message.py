@@ -8,8 +8,9 @@ destination decodes the whole :class:`Message` once fragments are reassembled (�
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Self, TypeVar
 
@@ -34,12 +35,16 @@ from reload_core.wire.registry import body
 E = TypeVar("E", bound=IntEnum)
 
 
+_MEMBERS: dict[type[IntEnum], dict[int, IntEnum]] = {}
+
+
 def enum_or_int(enum: type[E], value: int) -> E | int:
     """Known code points become enum members (named in JSON); unknown ones stay ints."""
-    try:
-        return enum(value)
-    except ValueError:
-        return value
+    members = _MEMBERS.get(enum)
+    if members is None:
+        # What ``enum(value)`` returns, looked up in a dict: decoders call this per field.
+        members = _MEMBERS[enum] = {int(m): m for m in enum.__members__.values()}
+    return members.get(value, value)
 
 
 # ---------------------------------------------------------------- §6.3.2.2 Destination
@@ -49,6 +54,10 @@ LAST_FRAGMENT_BIT = 0x40000000
 FRAGMENT_OFFSET_MASK = 0x00FFFFFF
 FORWARDING_HEADER_FIXED_LEN = 38
 """Bytes of the ForwardingHeader before the via list (§6.3.2)."""
+
+# relo_token, overlay, configuration_sequence, version, ttl, fragment, length,
+# transaction_id, max_response_length, via_list_length, destination_list_length, options_length
+_FIXED_HEADER = struct.Struct("!IIHBBIIQIHHH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,10 @@ class UnknownDestination:
     destination_data: bytes
 
     def encode(self, w: Writer) -> None:
+        # A TLV Destination's first bit MUST be 0 (a set bit marks the 16-bit form) and
+        # type 0 is invalidDestinationType (§6.3.2.2).
+        if not 0 < self.destination_type < 0x80:
+            raise EncodeError(f"DestinationType {self.destination_type} is not allowed in a TLV Destination")
         w.push_uint8(self.destination_type, "Destination.type")
         w.push_opaque(self.destination_data, 1, "Destination.destination_data")
 
@@ -205,6 +218,87 @@ class ForwardingOption:
 # ---------------------------------------------------------------- §6.3.2 ForwardingHeader
 
 
+def _fixed_part(r: Reader) -> tuple[int, ...]:
+    """The header's fixed 38 bytes in one unpack (every hop decodes a header), checked as
+    :func:`_checked_fixed_part` checks them; without relo_token."""
+    start = r.offset
+    total = r.remaining()
+    token, overlay, seq, version, ttl, fragment, length, tid, mrl, via_len, dest_len, opt_len = r.pull_struct(
+        _FIXED_HEADER, "ForwardingHeader"
+    )
+    if token != RELO_TOKEN:
+        # Not a RELOAD message at all: nothing to answer (§6.3.2).
+        raise DecodeError(
+            f"relo_token {token:#010x} is not 0xd2454c4f",
+            field="ForwardingHeader.relo_token",
+            offset=start,
+            drop=True,
+        )
+    if version != RELOAD_VERSION:
+        raise _bad_version(version, start + 10)
+    if not fragment & FRAGMENT_HIGH_BIT:
+        raise _no_high_bit(start + 12)
+    if length != total:
+        raise _bad_length(length, total, start + 16)
+    return overlay, seq, version, ttl, fragment, length, tid, mrl, via_len, dest_len, opt_len
+
+
+def _checked_fixed_part(r: Reader) -> tuple[int, ...]:
+    """The fixed part field by field, so that a short header fails at the field it lacks."""
+    start = r.offset
+    token = r.pull_uint32("ForwardingHeader.relo_token")
+    if token != RELO_TOKEN:
+        raise DecodeError(
+            f"relo_token {token:#010x} is not 0xd2454c4f",
+            field="ForwardingHeader.relo_token",
+            offset=start,
+            drop=True,
+        )
+    overlay = r.pull_uint32("ForwardingHeader.overlay")
+    seq = r.pull_uint16("ForwardingHeader.configuration_sequence")
+    at = r.offset
+    version = r.pull_uint8("ForwardingHeader.version")
+    if version != RELOAD_VERSION:
+        raise _bad_version(version, at)
+    ttl = r.pull_uint8("ForwardingHeader.ttl")
+    at = r.offset
+    fragment = r.pull_uint32("ForwardingHeader.fragment")
+    if not fragment & FRAGMENT_HIGH_BIT:
+        raise _no_high_bit(at)
+    at = r.offset
+    length = r.pull_uint32("ForwardingHeader.length")
+    total = (r.offset - start) + r.remaining()
+    if length != total:
+        raise _bad_length(length, total, at)
+    tid = r.pull_uint64("ForwardingHeader.transaction_id")
+    mrl = r.pull_uint32("ForwardingHeader.max_response_length")
+    via_len = r.pull_uint16("ForwardingHeader.via_list_length")
+    dest_len = r.pull_uint16("ForwardingHeader.destination_list_length")
+    opt_len = r.pull_uint16("ForwardingHeader.options_length")
+    return overlay, seq, version, ttl, fragment, length, tid, mrl, via_len, dest_len, opt_len
+
+
+def _bad_version(version: int, offset: int) -> DecodeError:
+    return DecodeError(
+        f"version {version:#04x}, only 0x0a is supported",
+        field="ForwardingHeader.version",
+        offset=offset,
+        error_code=ErrorCode.Error_Incompatible_with_Overlay,
+    )
+
+
+def _no_high_bit(offset: int) -> DecodeError:
+    return DecodeError(
+        "fragment high bit (0x80000000) must be set", field="ForwardingHeader.fragment", offset=offset
+    )
+
+
+def _bad_length(length: int, total: int, offset: int) -> DecodeError:
+    return DecodeError(
+        f"length {length} but the message has {total} bytes", field="ForwardingHeader.length", offset=offset
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardingHeader:
     """§6.3.2. ``relo_token``, the three list lengths and ``length`` are derived on encode;
@@ -274,50 +368,9 @@ class ForwardingHeader:
 
     @classmethod
     def decode(cls, r: Reader, ctx: WireContext = DEFAULT_CONTEXT) -> Self:
-        start = r.offset
-        token = r.pull_uint32("ForwardingHeader.relo_token")
-        if token != RELO_TOKEN:
-            # Not a RELOAD message at all: nothing to answer (§6.3.2).
-            raise DecodeError(
-                f"relo_token {token:#010x} is not 0xd2454c4f",
-                field="ForwardingHeader.relo_token",
-                offset=start,
-                drop=True,
-            )
-        overlay = r.pull_uint32("ForwardingHeader.overlay")
-        seq = r.pull_uint16("ForwardingHeader.configuration_sequence")
-        at = r.offset
-        version = r.pull_uint8("ForwardingHeader.version")
-        if version != RELOAD_VERSION:
-            raise DecodeError(
-                f"version {version:#04x}, only 0x0a is supported",
-                field="ForwardingHeader.version",
-                offset=at,
-                error_code=ErrorCode.Error_Incompatible_with_Overlay,
-            )
-        ttl = r.pull_uint8("ForwardingHeader.ttl")
-        at = r.offset
-        fragment = r.pull_uint32("ForwardingHeader.fragment")
-        if not fragment & FRAGMENT_HIGH_BIT:
-            raise DecodeError(
-                "fragment high bit (0x80000000) must be set",
-                field="ForwardingHeader.fragment",
-                offset=at,
-            )
-        at = r.offset
-        length = r.pull_uint32("ForwardingHeader.length")
-        total = (r.offset - start) + r.remaining()
-        if length != total:
-            raise DecodeError(
-                f"length {length} but the message has {total} bytes",
-                field="ForwardingHeader.length",
-                offset=at,
-            )
-        tid = r.pull_uint64("ForwardingHeader.transaction_id")
-        mrl = r.pull_uint32("ForwardingHeader.max_response_length")
-        via_len = r.pull_uint16("ForwardingHeader.via_list_length")
-        dest_len = r.pull_uint16("ForwardingHeader.destination_list_length")
-        opt_len = r.pull_uint16("ForwardingHeader.options_length")
+        # A short header goes field by field, to fail at the exact field it lacks.
+        fixed = _checked_fixed_part(r) if r.remaining() < FORWARDING_HEADER_FIXED_LEN else _fixed_part(r)
+        overlay, seq, version, ttl, fragment, length, tid, mrl, via_len, dest_len, opt_len = fixed
         via = _decode_destination_list(r.sub_reader(via_len, "ForwardingHeader.via_list"), ctx, "via_list")
         dests = _decode_destination_list(
             r.sub_reader(dest_len, "ForwardingHeader.destination_list"), ctx, "destination_list"
@@ -565,6 +618,38 @@ class Message:
         w = Writer()
         self.encode(w)
         return w.data()
+
+    def to_bytes_with_header(self) -> tuple[bytes, ForwardingHeader, int]:
+        """The encoded message, its forwarding header as decoding it would give (``length``
+        filled in) and the payload's offset: what a sender routes, without decoding what
+        it just encoded."""
+        payload = Writer()
+        self.message_contents.encode(payload)
+        self.security_block.encode(payload)
+        w = Writer()
+        self.forwarding_header.encode(w, len(payload))
+        payload_at = len(w)
+        w.push_bytes(payload.data())
+        data = w.data()
+        return data, replace(self.forwarding_header, length=len(data)), payload_at
+
+    @classmethod
+    def decode_payload(
+        cls, header: ForwardingHeader, data: bytes, payload_at: int, ctx: WireContext = DEFAULT_CONTEXT
+    ) -> Self:
+        """The whole message from ``data`` whose forwarding header, ``header``, was decoded
+        already and ends at ``payload_at`` (the receive path decodes it first to route)."""
+        if not header.is_unfragmented:
+            raise DecodeError(
+                "message is a fragment; reassemble it first (§6.7)",
+                field="ForwardingHeader.fragment",
+                offset=12,
+            )
+        r = Reader(data, payload_at)
+        contents = MessageContents.decode(r, ctx)
+        security = SecurityBlock.decode(r, ctx)
+        r.expect_end("Message")
+        return cls(header, contents, security)
 
     @classmethod
     def decode(cls, r: Reader, ctx: WireContext = DEFAULT_CONTEXT) -> Self:

@@ -247,6 +247,13 @@ def test_compressed_destination_needs_its_top_bit() -> None:
         encode_struct(CompressedDestination(0x7FFF))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("destination_type", [0, 0x80, 0xFF])
+def test_unknown_destination_type_must_fit_the_tlv_form(destination_type: int) -> None:
+    """§6.3.2.2: a TLV Destination starts with its first bit 0 (type 0 is invalid)."""
+    with pytest.raises(EncodeError):
+        UnknownDestination(destination_type, b"\x01").encode(Writer())
+
+
 def test_destination_too_long_to_encode() -> None:
     with pytest.raises(EncodeError):
         ResourceDestination(bytes(255)).encode(Writer())
