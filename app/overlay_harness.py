@@ -373,6 +373,7 @@ async def _spawn(
     *,
     listen_socket: socket.socket | None = None,
     stdout: int | None = None,
+    stderr: int | None = None,
     pass_fds: Sequence[int] = (),
 ) -> asyncio.subprocess.Process:
     fds = list(pass_fds)
@@ -390,6 +391,7 @@ async def _spawn(
         *argv,
         stdin=subprocess.DEVNULL,
         stdout=stdout,
+        stderr=stderr,
         pass_fds=fds,
         env=_child_environment(),
     )
@@ -549,14 +551,30 @@ class PeerProcess:
         self.lines: list[str] = []
         self._reader_task: asyncio.Task[None] | None = None
         self.address: str | None = None
+        self.log_path: Path | None = None
+        """Where its standard error (its log) goes, when the harness has a ``log_dir``."""
 
     async def start(self, extra_args: Sequence[str] = (), log_level: str = "warning") -> None:
         sock = self.harness.overlay.take_socket(self.peer.index)
         argv = [sys.executable, "-m", "app", "peer", "--profile", str(self.peer.directory)]
         argv += ["--log-level", log_level, *extra_args]
+        log_file = None
+        if self.harness.log_dir is not None:
+            self.log_path = (
+                self.harness.log_dir / f"peer-{self.peer.index}-{len(self.harness._all_processes)}.log"
+            )
+            log_file = self.log_path.open("ab")
         try:
-            self.proc = await _spawn(argv, self.harness._pids, listen_socket=sock, stdout=subprocess.PIPE)
+            self.proc = await _spawn(
+                argv,
+                self.harness._pids,
+                listen_socket=sock,
+                stdout=subprocess.PIPE,
+                stderr=log_file.fileno() if log_file is not None else None,
+            )
         finally:
+            if log_file is not None:
+                log_file.close()  # the child has its own descriptor
             if sock is not None:
                 sock.close()
         assert self.proc.stdout is not None
@@ -676,11 +694,14 @@ class OverlayHarness:
         workers: int = 2,
         log_level: str = "warning",
         chord: Mapping[str, float] | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("at least one worker")
         self.overlay = overlay
         self.log_level = log_level
+        self.log_dir = log_dir
+        """When set, each ``p2psip peer`` process's standard error goes to a file there."""
         self.view = RingView()
         self.workers: list[WorkerProcess] = []
         self.processes: dict[int, PeerProcess] = {}

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 from collections import deque
@@ -78,6 +79,9 @@ CLOSE_LINGER = 2.0
 with unread data makes the kernel send RST, which can destroy the Error_Message_Too_Large
 answer and the close_notify before the peer reads them."""
 _AUTH_ALERT_WORDS = ("certificate", "unknown ca", "access denied")
+REFUSAL_LOG_WINDOW = 60.0
+"""Seconds between log lines about connections refused for too many handshakes."""
+
 _PEER_GONE = frozenset({CloseCode.NO_ACK, CloseCode.RETRANSMISSIONS_EXHAUSTED, CloseCode.TRANSPORT_ERROR})
 
 
@@ -380,6 +384,13 @@ class TlsLink(FramedLink, asyncio.Protocol):
         if self.state is LinkState.CLOSED:
             transport.close()
             return
+        if not self.dialed and not self.endpoint._may_handshake(self):
+            self._cancel_handshake_timer()
+            self._closed(
+                CloseReason(CloseCode.HANDSHAKE_FAILED, "too many handshakes under way"), notify=False
+            )
+            transport.abort()
+            return
         self._engine = TlsEngine(self.endpoint.context, server_side=not self.dialed, app_data=self)
         self.endpoint._links.add(self)
         if self.dialed:
@@ -429,6 +440,7 @@ class TlsLink(FramedLink, asyncio.Protocol):
         if not done:
             return
         self._cancel_handshake_timer()
+        self.endpoint._handshaking.discard(self)
         verified = self._verified
         if verified is None or engine.peer_certificate_der() != verified.der:
             self._finish(CloseReason(CloseCode.AUTHENTICATION_FAILED, "peer certificate was not verified"))
@@ -489,6 +501,7 @@ class TlsLink(FramedLink, asyncio.Protocol):
             transport.write(out)
 
     def _finish(self, reason: CloseReason, *, transport_gone: bool = False, notify: bool = True) -> None:
+        self.endpoint._handshaking.discard(self)
         refused = self.state is LinkState.CONNECTING and not self.dialed
         super()._finish(reason, transport_gone=transport_gone, notify=notify)
         if refused:
@@ -612,10 +625,30 @@ class TlsEndpoint:
         )
         self._links: set[TlsLink] = set()
         self._dialing: set[TlsLink] = set()
+        self._handshaking: set[TlsLink] = set()
+        self.refused_connections = 0
+        """Incoming connections closed at once because ``max_handshakes`` were under way."""
+        self._refusals_logged_at = -math.inf
         self._listeners: list[TlsListener] = []
         self.handshake_failures: deque[tuple[tuple[str, int] | None, CloseReason]] = deque(maxlen=100)
         """Recent incoming connections that never became links (the node is not told of
         those): peer address and why."""
+
+    def _may_handshake(self, link: TlsLink) -> bool:
+        """Admit an accepted connection to its handshake, unless too many are under way."""
+        if len(self._handshaking) < self.config.max_handshakes:
+            self._handshaking.add(link)
+            return True
+        self.refused_connections += 1
+        now = self.clock.time()
+        if now - self._refusals_logged_at >= REFUSAL_LOG_WINDOW:  # once a minute, not per connection
+            self._refusals_logged_at = now
+            log.warning(
+                "%d TLS handshakes under way: refusing new connections (%d so far)",
+                len(self._handshaking),
+                self.refused_connections,
+            )
+        return False
 
     def _handshake_failed(self, peer: tuple[str, int] | None, reason: CloseReason) -> None:
         log.info("incoming TLS link from %s refused: %s", peer, reason)

@@ -91,6 +91,10 @@ class ChordDriver:
 
     def apply(self, actions: list[Action]) -> None:
         """Carry out ``actions`` in order (after any already queued)."""
+        if self.node.closed:
+            # Closing fails every pending request; what the topology makes of those
+            # (failed peers, a partition probe) is not for a node that is going away.
+            return
         self._queue.extend(actions)
         if self._running:
             return
@@ -158,9 +162,12 @@ class ChordDriver:
 
     def _peer_failed_on_timeout(self, peer: NodeId) -> Callable[[Outcome], None]:
         def done(outcome: Outcome) -> None:
-            # Only silence means failure; an error answer shows the peer is alive.
+            # Only silence means failure; an error answer shows the peer is alive (an
+            # overloaded one answers Error_Request_Timeout itself: resend later).
             timed_out = (
-                isinstance(outcome, RequestError) and outcome.error_code == ErrorCode.Error_Request_Timeout
+                isinstance(outcome, RequestError)
+                and outcome.error_code == ErrorCode.Error_Request_Timeout
+                and outcome.response is None
             )
             if timed_out and not self.node.is_client and self.node.state not in ("left", "closed"):
                 self.apply(self.node.topology.on_peer_failed(peer, self._now()))

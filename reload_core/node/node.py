@@ -52,6 +52,7 @@ from reload_core.node.envelope import (
     build_message,
     build_response,
     is_request,
+    peek_message_code,
     reencode,
     response_header,
     salvage_header,
@@ -67,6 +68,7 @@ from reload_core.node.events import (
     StateChanged,
 )
 from reload_core.node.forwarding import Deliver, Drop, Forward, Reject, decide, is_wildcard, originator
+from reload_core.node.limits import RateLimiter
 from reload_core.node.logs import LogLimiter, NodeLogger
 from reload_core.node.methods import register_builtin_methods
 from reload_core.node.requests import Answer, Handler, IncomingRequest, OnDone, Outcome
@@ -180,6 +182,9 @@ class Node:
         )
         self._responses: ResponseCache[Message] = ResponseCache(settings.max_request_lifetime)
         self._reassembler = self._make_reassembler(settings)
+        self._link_limit = RateLimiter(settings.link_rate, settings.link_burst)
+        self._request_limit = RateLimiter(settings.request_rate, settings.request_burst)
+        self._shed_errors = RateLimiter(settings.shed_error_rate, settings.shed_error_rate)
         self._handlers: dict[int, Handler] = {}
         self._tx_timer: TimerHandle | None = None
         self._tx_timer_at: float | None = None
@@ -245,6 +250,11 @@ class Node:
     def state(self) -> str:
         """``idle``, ``joining``, ``joined`` (a peer), ``client``, ``left`` or ``closed``."""
         return self._state
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has begun: the node acts on nothing any more."""
+        return self._closed
 
     @property
     def is_client(self) -> bool:
@@ -494,7 +504,7 @@ class Node:
             configuration_sequence=configuration_sequence,
             certificates=certificates,
         )
-        data = message.to_bytes()
+        data, header, payload_at = message.to_bytes_with_header()
         if len(data) > self._settings.max_message_size:
             on_done(
                 RequestError(
@@ -503,7 +513,6 @@ class Node:
                 )
             )
             return tid
-        header, payload_at = decode_forwarding_header(data, self._settings.wire_context)
         outgoing = _Outgoing(int(code), dests, data, header, payload_at, on_done)
         self._transactions.open(tid, outgoing, self._clock.time())
         self._arm_tx_timer()
@@ -666,6 +675,7 @@ class Node:
     def link_closed(self, link: Link, reason: CloseReason) -> None:
         node = link.remote_node_id
         self.attach.link_closed(link)
+        self._link_limit.forget(link)
         if link is self._join_link:
             self.join_failed(f"bootstrap node unreachable: {reason}")
         if node is None:
@@ -712,6 +722,11 @@ class Node:
     def message_received(self, link: Link, message: bytes) -> None:
         previous = link.remote_node_id
         if previous is None or self._closed:
+            return
+        if not self._link_limit.allow(link, self._clock.time()):
+            self._limited.warning(
+                previous, "link flood", "over %g messages/s, dropped", self._link_limit.rate
+            )
             return
         try:
             self._receive(message, previous, link)
@@ -796,8 +811,11 @@ class Node:
         """§6.1.1 "pass it to the upper layers": reassemble (§6.7), decode, verify (§6.3.4)."""
         now = self._clock.time()
         source = originator(header, previous)
+        if previous is not None and not self._admit(header, data, payload_at, previous, source, now):
+            return
         try:
-            whole = self._reassembler.add(data, now, source)
+            # An unfragmented message is whole as it is (§6.7); only fragments go in.
+            whole = data if header.is_unfragmented else self._reassembler.add(data, now, source)
         except DecodeError as exc:
             self._limited.warning(previous, "bad fragment", "%s", exc)
             if not exc.drop:
@@ -806,7 +824,10 @@ class Node:
         if whole is None:
             return  # more fragments to come
         try:
-            message = Message.from_bytes(whole, self._settings.wire_context)
+            if whole is data:  # its header was decoded to route it
+                message = Message.decode_payload(header, data, payload_at, self._settings.wire_context)
+            else:
+                message = Message.from_bytes(whole, self._settings.wire_context)
         except DecodeError as exc:
             self._limited.warning(previous, "undecodable message", "%s", exc)
             if not exc.drop:
@@ -824,6 +845,33 @@ class Node:
             self._handle_request(message, signer, signer_id, previous)
         else:
             self._handle_response(message, signer, signer_id)
+
+    def _admit(
+        self,
+        header: ForwardingHeader,
+        data: bytes,
+        payload_at: int,
+        previous: bytes,
+        source: bytes | None,
+        now: float,
+    ) -> bool:
+        """Shed load before the costly part (reassembly, signature check, §6.3.4): requests
+        and fragments over their originator's budget (§6.5.1.2: an overloaded peer MAY
+        answer with an error), and answers to nothing we are waiting for."""
+        code = peek_message_code(header, data, payload_at)
+        if code is not None and not is_request_code(code):
+            answer = code == MessageCode.error or (0 < code < 0x8000 and code % 2 == 0)
+            # An answer to a request given up or answered already would be dropped after
+            # its check anyway (see _handle_response).
+            return not (answer and header.is_unfragmented and header.transaction_id not in self._transactions)
+        if self._request_limit.allow(source, now):
+            return True
+        self._limited.warning(source, "request flood", "over %g requests/s, shed", self._request_limit.rate)
+        if code is not None and self._shed_errors.allow(source, now):
+            self._send_error(
+                header, previous, ErrorCode.Error_Request_Timeout, "overloaded: resend the request later"
+            )
+        return False
 
     # ================================================================ requests (answering)
 
@@ -941,7 +989,8 @@ class Node:
             payload,
             certificates=request.response_certificates,
         )
-        size = len(response.to_bytes())
+        encoded = response.to_bytes_with_header()
+        size = len(encoded[0])
         if header.max_response_length and size > header.max_response_length:
             # §6.3.3.1's Error_Response_Too_Large is this exact case (§6.3.2 names
             # Error_Incompatible_with_Overlay; the error list's specific code wins).
@@ -962,7 +1011,7 @@ class Node:
             )
         else:
             self._responses.complete(key, response, self._clock.time())
-            self._send_response(response, request.previous_hop)
+            self._route(*encoded, None)
         self._run_deferred(request)
 
     def _run_deferred(self, request: IncomingRequest) -> None:
@@ -987,9 +1036,7 @@ class Node:
         self._send_response(error, previous)
 
     def _send_response(self, response: Message, previous: bytes | None) -> None:
-        data = response.to_bytes()
-        header, payload_at = decode_forwarding_header(data, self._settings.wire_context)
-        self._route(data, header, payload_at, None)
+        self._route(*response.to_bytes_with_header(), None)
 
     def _push_configuration(
         self, request: ForwardingHeader, previous: bytes | None, requester: bytes

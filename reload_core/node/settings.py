@@ -42,6 +42,12 @@ class NodeSettings:
     connection (§6.5.1.13); ``drop_suspect_links`` takes a link out of the Routing Table
     as soon as its framing layer suspects it (§6.6: "quickly act to remove a failed link");
     ``log_window`` is how often one kind of bad message from one peer is logged.
+    Load shedding (:mod:`reload_core.node.limits`): ``link_rate``/``link_burst`` bound the
+    messages a second one link may bring (transit included; the excess is dropped),
+    ``request_rate``/``request_burst`` the requests a second one originator may have this
+    node answer (the excess gets ``Error_Request_Timeout``, "resend the request at a later
+    time", §6.3.3.1, as long as ``shed_error_rate`` allows, else it is dropped); 0 turns a
+    limit off.
     """
 
     overlay_name: str
@@ -62,6 +68,11 @@ class NodeSettings:
     attach_timeout: float = 10.0
     drop_suspect_links: bool = True
     log_window: float = 60.0
+    link_rate: float = 2000.0
+    link_burst: float = 4000.0
+    request_rate: float = 200.0
+    request_burst: float = 400.0
+    shed_error_rate: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.initial_ttl <= 0xFF:
@@ -120,6 +131,11 @@ class NodeSettings:
             attach_timeout=self.attach_timeout,
             drop_suspect_links=self.drop_suspect_links,
             log_window=self.log_window,
+            link_rate=self.link_rate,
+            link_burst=self.link_burst,
+            request_rate=self.request_rate,
+            request_burst=self.request_burst,
+            shed_error_rate=self.shed_error_rate,
             chord=replace(
                 self.chord,
                 update_interval=fresh.chord.update_interval,

@@ -123,6 +123,8 @@ class Reassembler:
     * ``max_message_size``: whole message, header included (``max-message-size``, §11.1);
     * ``max_fragments``: fragments held for one message;
     * ``max_pending``: messages being reassembled at once;
+    * ``max_pending_per_source``: of those, from one source (so that one sender cannot
+      take every slot from the others);
     * ``max_buffered``: payload bytes held across all of them;
     * ``lifetime``: seconds after its first fragment that an incomplete message is dropped.
 
@@ -137,6 +139,7 @@ class Reassembler:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_fragments: int = 64,
         max_pending: int = 64,
+        max_pending_per_source: int = 8,
         max_buffered: int = 1 << 20,
         lifetime: float = MAX_REQUEST_LIFETIME,
         ctx: WireContext = DEFAULT_CONTEXT,
@@ -144,10 +147,12 @@ class Reassembler:
         self.max_message_size = max_message_size
         self.max_fragments = max_fragments
         self.max_pending = max_pending
+        self.max_pending_per_source = max_pending_per_source
         self.max_buffered = max_buffered
         self.lifetime = lifetime
         self.ctx = ctx
         self._pending: dict[tuple[Hashable, int], _Pending] = {}
+        self._per_source: dict[Hashable, int] = {}
         self._buffered = 0
 
     def __len__(self) -> int:
@@ -170,6 +175,12 @@ class Reassembler:
         pending = self._pending.pop(key, None)
         if pending is not None:
             self._buffered -= pending.size
+            source = key[0]
+            left = self._per_source.get(source, 1) - 1
+            if left > 0:
+                self._per_source[source] = left
+            else:
+                self._per_source.pop(source, None)
 
     def add(self, data: bytes, now: float, source: Hashable = None) -> bytes | None:
         """Take one received message or fragment; return the whole message once complete.
@@ -212,7 +223,13 @@ class Reassembler:
         if pending is None:
             if len(self._pending) >= self.max_pending:
                 raise self._fail(f"already reassembling {self.max_pending} messages", drop=True)
+            source = key[0]
+            if self._per_source.get(source, 0) >= self.max_pending_per_source:
+                raise self._fail(
+                    f"already reassembling {self.max_pending_per_source} messages from this source", drop=True
+                )
             pending = self._pending[key] = _Pending(started=now)
+            self._per_source[source] = self._per_source.get(source, 0) + 1
         elif pending.first is not None and not _same_message(pending.first, header):
             raise self._fail("fragment header disagrees with earlier fragments of this message")
         if pending.first is None:
