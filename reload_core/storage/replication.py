@@ -181,10 +181,17 @@ class Replicator(OverlayHooks):
     # ------------------------------------------------------------------ OverlayHooks
 
     def hand_over(self, to: bytes, start: bytes, end: bytes, done: Callable[[], None]) -> None:
-        """§10.5 step 6 / §6.4.2.3: store (start, end] on ``to``, then ``done()``."""
+        """§10.5 step 6 / §6.4.2.3: store (start, end] on ``to``, then ``done()``.
+
+        When ``start`` is our predecessor, ``to`` also becomes the first replica holder of
+        that predecessor's range (§10.4), which we hold as its second: it gets those values
+        too. The predecessor's own replica Stores to the newcomer may wait out the successor
+        hold-down (§10.7.1); should it fail meanwhile, the newcomer, now responsible, would
+        otherwise lack data that only we had left."""
         ranges = self._handing_over.setdefault(to, [])
         ranges.append((start, end))
-        resources = list(self.store.select(lambda rid: in_range(rid, start, end)))
+        first = self._replicated_from(start)
+        resources = list(self.store.select(lambda rid: in_range(rid, first, end)))
 
         async def work() -> None:
             try:
@@ -197,6 +204,15 @@ class Replicator(OverlayHooks):
 
         if self._spawn(work) is None:
             done()
+
+    def _replicated_from(self, start: bytes) -> bytes:
+        """The predecessor before ``start`` when ``start`` is one of ours, else ``start``."""
+        predecessors = self.node.predecessors
+        if start in predecessors:
+            i = predecessors.index(start)
+            if i + 1 < len(predecessors) and predecessors[i + 1] != self.node.node_id:
+                return predecessors[i + 1]
+        return start
 
     def replicate(self, to: tuple[bytes, ...], start: bytes, end: bytes) -> None:
         """§10.4, §10.7.3: store our data in (start, end] on each of ``to``."""
