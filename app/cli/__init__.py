@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "fetch": "app.cli.storage_cmd",
     "stat": "app.cli.storage_cmd",
     "find": "app.cli.storage_cmd",
+    "sim": "app.cli.sim_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

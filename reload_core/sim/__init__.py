@@ -1,0 +1,42 @@
+"""Large overlays of real nodes in one process, on a virtual clock (RFC 6940 §10, §7).
+
+::
+
+    from reload_core.sim import SimConfig, run_simulation
+
+    report = run_simulation(SimConfig(nodes=1000, seed=7, session_minutes=30))
+    print(report.hops_mean, report.lookup_success, report.data_lost)
+
+- :mod:`.config`: :class:`SimConfig` (overlay, links, CHORD-RELOAD parameters, workload,
+  churn) and :class:`SimReport` (the figures).
+- :mod:`.simulation`: :class:`Simulation`, the phases of a run (bootstrap, arrivals,
+  stabilisation, workload under churn, final fetches) over real
+  :class:`~reload_core.node.Node` and :class:`~reload_core.storage.Storage` objects.
+- :mod:`.loop`: :class:`VirtualTimeLoop`, an asyncio loop whose time is a
+  :class:`~reload_core.links.base.VirtualClock`'s, for the coroutine layers (storage).
+- :mod:`.identities`: seeded self-signed credentials (§11.3.1) and the shared resolver.
+"""
+
+from reload_core.sim.config import SimConfig, SimReport, percentile
+from reload_core.sim.identities import SimKeyKind, make_signer, seeded_private_key, shared_resolver
+from reload_core.sim.loop import SimulationStalled, VirtualTimeLoop, cancel_remaining, run_virtual
+from reload_core.sim.simulation import OVERLAY, SIM_KIND, SimNode, Simulation, run_simulation
+
+__all__ = [
+    "OVERLAY",
+    "SIM_KIND",
+    "SimConfig",
+    "SimKeyKind",
+    "SimNode",
+    "SimReport",
+    "Simulation",
+    "SimulationStalled",
+    "VirtualTimeLoop",
+    "cancel_remaining",
+    "make_signer",
+    "percentile",
+    "run_simulation",
+    "run_virtual",
+    "seeded_private_key",
+    "shared_resolver",
+]
