@@ -8,6 +8,11 @@ bytes go through the stream deframer like TLS/TCP's (optionally cut into small s
 in datagram mode each frame is a datagram under the stop-and-wait sender like DTLS's,
 and a deterministic :class:`LossPattern` may drop some of them.
 
+With ``framed=False`` (stream links only) a link hands each message whole to the other
+end one latency later, with no framing header, acknowledgements or keepalives: what a
+reliable, in-order stream gives the node, at half the events. The simulator uses it for
+its lossless overlays, where the framing layer (§6.6.2) would only spend time.
+
 Nothing is encrypted and the peer's Node-IDs are those its endpoint was registered
 with: in memory the network itself vouches for identities. A dialed Node-ID is still
 checked, as TLS checks the certificate.
@@ -18,12 +23,24 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from reload_core.links.base import Clock, CloseCode, CloseReason, LinkHandler, LinkState, TimerHandle
+from reload_core.links.base import (
+    Clock,
+    CloseCode,
+    CloseReason,
+    LinkHandler,
+    LinkNotOpenError,
+    LinkState,
+    MessageTooLargeError,
+    TimerHandle,
+)
 from reload_core.links.framing import FramedLink, LinkConfig
 from reload_core.wire.codes import OverlayLinkType
 from reload_core.wire.framing import DATA_HEADER_LEN, FramedMessageType
+
+if TYPE_CHECKING:
+    from reload_core.security.certificates import NodeCertificate
 
 # ---------------------------------------------------------------- loss
 
@@ -102,15 +119,19 @@ class MemoryNetwork:
         config: LinkConfig | None = None,
         loss: LossFactory | None = None,
         segment_size: int | None = None,
+        framed: bool = True,
     ) -> None:
         if stream and loss is not None:
             raise ValueError("a stream link does not lose frames; use stream=False or partition()")
+        if not framed and (not stream or segment_size):
+            raise ValueError("only whole-message stream links can go without framing")
         self.clock = clock
         self.latency = latency
         self.stream = stream
         self.config = config or LinkConfig()
         self.loss: LossFactory = loss or (lambda src, dst: NoLoss())
         self.segment_size = segment_size
+        self.framed = framed
         self._endpoints: dict[str, MemoryEndpoint] = {}
         self._blocked: set[frozenset[str]] = set()
         # Traffic counters over every link of the network, for simulations' figures.
@@ -316,6 +337,44 @@ class MemoryLink(FramedLink):
                 continue
             for piece in self._segments(chunk):
                 self.network.clock.call_later(self.network.latency, partial(peer._deliver, piece))
+
+    # -- unframed (framed=False): whole messages, no framing layer
+
+    def send(self, message: bytes, *, transit: bool = False) -> None:
+        if self.network.framed:
+            super().send(message, transit=transit)
+            return
+        if self._state is not LinkState.OPEN:
+            raise LinkNotOpenError(self._state, self._close_reason)
+        if len(message) > self.config.max_message_size:
+            raise MessageTooLargeError(
+                f"message of {len(message)} bytes exceeds max-message-size {self.config.max_message_size}"
+            )
+        network = self.network
+        self.frames_sent += 1
+        network.frames_sent += 1
+        network.messages_sent += 1
+        peer = self.peer
+        if peer is None or self._path_blocked():
+            self.frames_dropped += 1
+            return
+        network.clock.call_later(network.latency, partial(peer._deliver_message, message))
+
+    def _deliver_message(self, message: bytes) -> None:
+        if self._state is LinkState.OPEN and not self.endpoint.crashed and not self._path_blocked():
+            self._notify("message_received", self, message)
+
+    def _start_framing(
+        self,
+        remote_node_ids: tuple[bytes, ...],
+        certificate: NodeCertificate | None = None,
+        *,
+        initial_rtt: float | None = None,
+    ) -> None:
+        if self.network.framed:
+            super()._start_framing(remote_node_ids, certificate, initial_rtt=initial_rtt)
+        else:
+            self._opened(remote_node_ids, certificate)
 
     def _segments(self, chunk: bytes) -> list[bytes]:
         size = self.network.segment_size

@@ -162,7 +162,10 @@ class Simulation:
                 loss=lambda src, dst: RandomLoss(config.loss, self._loss_seeds.getrandbits(32)),
             )
         else:
-            self.network = MemoryNetwork(self.clock, latency=config.latency, config=link_config)
+            # Lossless and without keepalives, the framing layer would only spend time.
+            self.network = MemoryNetwork(
+                self.clock, latency=config.latency, config=link_config, framed=config.keepalive is not None
+            )
         self.nodes: list[SimNode] = []
         self.bootstraps: list[SimNode] = []
         self._ring: list[int] = []  # ground truth: sorted keys of the live, joined peers

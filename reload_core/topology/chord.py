@@ -42,7 +42,9 @@ through AP (§10.6), to each peer that belongs in its Neighbor Table and to the 
 targets n + 2^(128-i) (step 3, ``ATTACHING_NEIGHBORS``); every peer it reaches enters its
 Routing Table (step 4); once each neighbour Attach has ended it sends the Join (step 5,
 ``JOIN_SENT``); the JoinAns and AP's Update listing JN among AP's predecessors (step 7) make
-it JOINED, and it sends Updates to its whole Connection Table (step 9). The admitting
+it JOINED, and it sends Updates to the peers of its Neighbor Table (step 9: not its whole
+Connection Table, whose other members are the far peers it Attached to for fingers; the
+Connection Table rule of §10.7.3 is for a range that changed, and JN had none). The admitting
 peer's side: ``on_connected(send_update_requested=True)`` sends JN the ``full`` Update;
 ``on_join_request`` answers and asks for the data hand-over of (predecessor, JN] (step 6);
 ``on_handover_done`` makes JN its predecessor and sends the Update of steps 7 and 8.
@@ -174,6 +176,10 @@ class ChordTopology:
         self._fingers = FingerTable(node_id, self.config.min_fingers)
         self._connected: set[NodeId] = set()
         self._peers: set[NodeId] = set()  # connected nodes known to be ring peers
+        # The Neighbor Table is rebuilt from _peers only when they changed (every input ends
+        # in _finish, few change the peers): (changes to _peers, neighbor_count) it was built at.
+        self._peers_changes = 0
+        self._neighbors_built: tuple[int, int] | None = None
         self._initiated: set[NodeId] = set()  # connections we opened, hence may close
         self._failed: dict[NodeId, float] = {}  # ignored until
         self._evicted: dict[NodeId, float] = {}  # out of the Routing Table since
@@ -624,7 +630,9 @@ class ChordTopology:
         Table: peers met otherwise (the bootstrap node, peers that Attached to us) would pile
         every newcomer's fingers onto the same few nodes."""
         if node in self._connected and node != self.node_id:
-            self._peers.add(node)
+            if node not in self._peers:
+                self._peers.add(node)
+                self._peers_changes += 1
             if finger:
                 self._fingers.offer(node)
 
@@ -700,7 +708,9 @@ class ChordTopology:
 
     def _forget(self, node: NodeId) -> None:
         self._connected.discard(node)
-        self._peers.discard(node)
+        if node in self._peers:
+            self._peers.discard(node)
+            self._peers_changes += 1
         self._initiated.discard(node)
         self._evicted.pop(node, None)
         self._reported.pop(node, None)
@@ -805,6 +815,7 @@ class ChordTopology:
         self._phase = None
         self._ap = None
         self._neighbors = NeighborTable(self.node_id, size=self.config.neighbor_count)
+        self._neighbors_built = None
         self._early_updates.clear()
         self._pending = {
             k: p for k, p in self._pending.items() if not p & {_Purpose.ADMITTING, _Purpose.NEIGHBOR}
@@ -816,7 +827,10 @@ class ChordTopology:
     def _finish(self, snap: _Snapshot, now: float) -> list[Action]:
         """Rebuild the Neighbor Table and turn the differences into actions."""
         if self._state in (ChordState.JOINING, ChordState.JOINED):
-            self._neighbors = NeighborTable.build(self.node_id, self._peers, self.config.neighbor_count)
+            built = (self._peers_changes, self.config.neighbor_count)
+            if built != self._neighbors_built:
+                self._neighbors = NeighborTable.build(self.node_id, self._peers, self.config.neighbor_count)
+                self._neighbors_built = built
         nt = self._neighbors
         joined = self._state is ChordState.JOINED
         if nt != snap.neighbors or self._fingers.entries() != snap.fingers:
@@ -824,7 +838,8 @@ class ChordTopology:
         if joined and snap.state is not ChordState.JOINED:
             self._responsibility_notice()
             self._replicas_committed = nt.replica_targets()
-            self._queue_all(ChordUpdateType.neighbors)  # §10.5 step 9, §10.7.3
+            for n in nt.members():  # §10.5 step 9
+                self._queue_update(n, ChordUpdateType.neighbors)
         elif joined and nt != snap.neighbors:
             self._neighbors_changed(snap.neighbors)
         routing = self.routing_table()

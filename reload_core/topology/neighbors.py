@@ -32,13 +32,18 @@ class NeighborTable:
     @classmethod
     def build(cls, node_id: NodeId, candidates: Iterable[NodeId], size: int = MIN_NEIGHBORS) -> NeighborTable:
         """The table that the best ``size`` candidates each way make (§10.7.1, §10.7.3)."""
-        others = {c for c in candidates if c != node_id}
-        for c in others:
-            if c.bits != node_id.bits:
-                raise ValueError(f"Node-ID {c} is not a {node_id.bits}-bit ID")
-        successors = heapq.nsmallest(size, others, key=node_id.distance)
-        predecessors = heapq.nsmallest(size, others, key=lambda c: c.distance(node_id))
-        return cls(node_id, tuple(predecessors), tuple(successors), size)
+        bits = node_id.bits
+        me = node_id.value
+        # Keyed by value (Node-IDs are unique by value at one length): cheaper than hashing
+        # NodeId objects, and distances are computed on the ints directly.
+        others = {c.value: c for c in candidates if c.value != me or c.bits != bits}
+        for c in others.values():
+            if c.bits != bits:
+                raise ValueError(f"Node-ID {c} is not a {bits}-bit ID")
+        mask = (1 << bits) - 1
+        succ = heapq.nsmallest(size, others, key=lambda v: (v - me) & mask)
+        pred = heapq.nsmallest(size, others, key=lambda v: (me - v) & mask)
+        return cls(node_id, tuple(others[v] for v in pred), tuple(others[v] for v in succ), size)
 
     # -- membership ----------------------------------------------------------------------
 

@@ -193,3 +193,34 @@ def test_many_nodes_on_one_virtual_clock() -> None:
         link.send(msg)
     clock.advance(0.1)
     assert all(r.payloads() == [msg] for r in recorders)
+
+
+def test_unframed_links_carry_whole_messages_in_order_and_close_like_framed_ones() -> None:
+    clock, net = network(framed=False)
+    link, ra, rb = connected(net, clock)
+    [server] = rb.opened
+    msgs = [make_message(400 + i, i) for i in range(5)]
+    for m in msgs:
+        link.send(m)
+    assert rb.payloads() == []  # one latency away
+    clock.advance(0.01)
+    assert rb.payloads() == msgs
+    assert link.framing is None and link.rtt is None and not link.suspect
+    assert net.messages_sent == 5 and net.frames_sent == 5  # no acknowledgements
+    with pytest.raises(MessageTooLargeError):
+        link.send(bytes(FAST.max_message_size + 1))
+    server.send(msgs[0])
+    link.close()
+    clock.advance(0.1)
+    assert ra.payloads() == []  # arrived after the close: dropped
+    [(_server, reason)] = rb.closed
+    assert reason.code is CloseCode.REMOTE
+    with pytest.raises(LinkNotOpenError):
+        link.send(msgs[0])
+
+
+def test_only_lossless_whole_message_streams_go_unframed() -> None:
+    with pytest.raises(ValueError):
+        network(framed=False, stream=False)
+    with pytest.raises(ValueError):
+        network(framed=False, segment_size=10)

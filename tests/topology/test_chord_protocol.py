@@ -158,9 +158,9 @@ def test_join_sequence_of_the_joining_node() -> None:
     assert state(jn) is ChordState.JOINED and phase(jn) is None
     assert of(acts, JoinCompleted) == [JoinCompleted(n(90))]
     assert of(acts, ResponsibilityChanged) == [ResponsibilityChanged(n(50), n(70), n(250))]
-    # step 9 and §10.7.3: Updates to the whole Connection Table
+    # step 9: Updates to the peers of its Neighbor Table, not to its finger (210)
     sent = updates_to(acts)
-    assert set(sent) == set(ids(10, 50, 90, 130, 170, 210, 250))
+    assert set(sent) == set(ids(10, 50, 90, 130, 170, 250))
     assert all(u.type is ChordUpdateType.neighbors for u in sent.values())
     assert sent[n(90)].predecessors == ids(50, 10, 250) and sent[n(90)].successors == ids(90, 130, 170)
     assert sent[n(90)].uptime == 6
