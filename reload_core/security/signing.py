@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TypeAlias
 
 from cryptography import x509
@@ -157,10 +158,24 @@ def _verify_with_key(
 
 
 def _identity_hash(hash_alg: int, data: bytes) -> bytes:
+    # Every message checked hashes its signer's certificate DER (§6.3.4) and a node hears
+    # from few signers: cached, for DERs of a usual size only (the cache holds them).
+    if len(data) <= _IDENTITY_CACHE_MAX_DER:
+        return _cached_identity_hash(hash_alg, data)
+    return _uncached_identity_hash(hash_alg, data)
+
+
+_IDENTITY_CACHE_MAX_DER = 2048
+
+
+def _uncached_identity_hash(hash_alg: int, data: bytes) -> bytes:
     name = _HASHLIB.get(hash_alg)
     if name is None:
         raise SignatureError(f"SignerIdentity hash algorithm {hash_alg} is not allowed")
     return hashlib.new(name, data).digest()
+
+
+_cached_identity_hash = lru_cache(maxsize=1024)(_uncached_identity_hash)
 
 
 def signer_identity(
