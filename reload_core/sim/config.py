@@ -44,11 +44,11 @@ class SimConfig:
     loss: float = 0.0
     bootstrap_peers: int = 3
     join_rate: float | None = None
-    settle: float = 600.0
+    settle: float = 120.0
     duration: float = 600.0
     lookups: int = 2000
     values: int = 200
-    key_kind: SimKeyKind = "ed25519"
+    key_kind: SimKeyKind = "ecdsa"
     reactive: bool = False
     update_interval: float = 600.0
     ping_interval: float = 60.0

@@ -4,8 +4,11 @@ A simulated overlay permits self-signed certificates (``self-signed-permitted`` 
 SHA-1 digest, §11.1), as the embedded local overlay does: no CA has to issue thousands
 of certificates, and a node's Node-ID is the digest of its public key (§11.3.1), so the
 keys, drawn from the simulation's seeded PRNG, fix every Node-ID and with them the ring.
-Ed25519 keys (the default) sign deterministically too; ECDSA P-256 verifies a little
-faster on this OpenSSL but draws a random nonce per signature.
+ECDSA P-256 keys are the default: OpenSSL's P-256 code verifies in about 65 µs and signs
+in 24 µs on this machine, against 110 µs and 33 µs for Ed25519, and a simulation checks
+a signature for every message. Its random signature nonces change the bytes of
+signatures but neither their size class nor anything a run measures: a seed still gives
+the same figures. Ed25519 (deterministic signatures) remains a choice.
 """
 
 from __future__ import annotations
