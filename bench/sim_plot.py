@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 3000])
-    parser.add_argument("--churn-nodes", type=int, default=300)
+    parser.add_argument("--churn-nodes", type=int, default=1000)
     parser.add_argument(
         "--sessions",
         type=float,
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[120.0, 60.0, 30.0, 15.0, 5.0],
         help="median session times in minutes (0: no churn)",
     )
-    parser.add_argument("--churn-duration", type=float, default=1800.0, help="simulated seconds of churn")
+    parser.add_argument("--churn-duration", type=float, default=600.0, help="simulated seconds of churn")
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--values", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)

@@ -331,7 +331,7 @@ async def bench_attach(count: int, *, nat: bool, workdir: Path) -> dict[str, Any
 
 
 def _cmd_attach(args: argparse.Namespace) -> int:
-    from app.cli.bench_cmd import report
+    from app.cli.figures import report
 
     if args.count < 1:
         raise CliError("--count must be at least 1")

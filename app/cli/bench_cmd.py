@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import math
 import os
 import random
@@ -37,11 +36,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from app.cli import CliError
+from app.cli.figures import report
 from app.overlay_harness import OverlayHarness, WorkerError, provision_overlay
 
 BENCH_MODULES: list[str] = ["app.cli.bench_storage", "app.cli.bench_attach"]
@@ -57,23 +56,6 @@ sitting: 1 worker: join 37 s, lookups p50 2.6 / p99 7.2 ms; 2 workers: 34 s, 8.0
 ms; 4 workers: 41 s, 23.9 / 64.7 ms. Every hop between processes waits for the scheduler,
 so more processes mean slower lookups on a busy machine; 2 keeps the peers in several
 processes (hops cross them, as between machines) within the 20 ms p50 target."""
-
-
-def report(results: Mapping[str, Any], *, as_json: bool) -> None:
-    """Print ``results``: ``name: value`` lines (floats to 3 decimals) or one JSON object."""
-    if as_json:
-        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in results.items()}
-        print(json.dumps(clean, indent=2))
-        return
-    for key, value in results.items():
-        text = (
-            f"{value:.3f}"
-            if isinstance(value, float)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else value
-        )
-        print(f"{key}: {text}")
 
 
 def _progress(quiet: bool, text: str) -> None:

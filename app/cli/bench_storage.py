@@ -292,7 +292,7 @@ async def bench_storage(
 
 
 def _cmd_storage(args: argparse.Namespace) -> int:
-    from app.cli.bench_cmd import report
+    from app.cli.figures import report
 
     if args.peers < 1:
         raise CliError("--peers must be at least 1")

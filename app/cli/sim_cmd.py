@@ -16,31 +16,13 @@ The exit status is 1 when a value was lost or code raised during the run, else 0
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 from app.cli import CliError
+from app.cli.figures import report
 from reload_core.sim import SimConfig, Simulation
-
-
-def print_report(results: Mapping[str, Any], *, as_json: bool) -> None:
-    """``name: value`` lines (floats to 3 decimals) or one JSON object (NaN as null)."""
-    if as_json:
-        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in results.items()}
-        print(json.dumps(clean, indent=2))
-        return
-    for key, value in results.items():
-        if isinstance(value, bool):
-            text = str(value).lower()
-        elif isinstance(value, float):
-            text = f"{value:.3f}"
-        else:
-            text = str(value)
-        print(f"{key}: {text}")
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -69,9 +51,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     logging.getLogger("reload_core").setLevel(logging.ERROR)
     progress = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
-    report = Simulation(config, progress=progress).run()
-    print_report(report.as_dict(), as_json=args.json)
-    return 0 if report.data_lost == 0 and report.errors == 0 else 1
+    figures = Simulation(config, progress=progress).run()
+    report(figures.as_dict(), as_json=args.json)
+    return 0 if figures.data_lost == 0 and figures.errors == 0 else 1
 
 
 def register(subparsers: Any) -> None:
