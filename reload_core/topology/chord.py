@@ -179,6 +179,7 @@ class ChordTopology:
         # The Neighbor Table is rebuilt from _peers only when they changed (every input ends
         # in _finish, few change the peers): (changes to _peers, neighbor_count) it was built at.
         self._peers_changes = 0
+        self._routing_cache: tuple[NeighborTable, int, frozenset[NodeId]] | None = None
         self._neighbors_built: tuple[int, int] | None = None
         self._initiated: set[NodeId] = set()  # connections we opened, hence may close
         self._failed: dict[NodeId, float] = {}  # ignored until
@@ -247,8 +248,14 @@ class ChordTopology:
         return frozenset(self._connected)
 
     def routing_table(self) -> frozenset[NodeId]:
-        """The Neighbor Table and the Finger Table together (§10.3)."""
-        return self._neighbors.members() | self._fingers.peers()
+        """The Neighbor Table and the Finger Table together (§10.3). Cached until either
+        changes: every message routed asks for it."""
+        key = (self._neighbors, self._fingers.version)
+        cached = self._routing_cache
+        if cached is None or cached[0] is not key[0] or cached[1] != key[1]:
+            table = self._neighbors.members() | self._fingers.peers()
+            self._routing_cache = cached = (key[0], key[1], table)
+        return cached[2]
 
     def uptime(self, now: float) -> int:
         """Seconds since this peer started, for ChordUpdate ``uptime`` (§10.7)."""

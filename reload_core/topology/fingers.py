@@ -91,12 +91,20 @@ def finger_table_size(
 class FingerTable:
     """Entries 1..size of one peer's Finger Table, each a peer in its range or empty."""
 
-    __slots__ = ("_entries", "_size", "node_id")
+    __slots__ = ("_entries", "_peers", "_size", "_sorted", "node_id", "version")
 
     def __init__(self, node_id: NodeId, size: int = MIN_FINGERS) -> None:
         self.node_id = node_id
         self._size = min(size, node_id.bits)
         self._entries: dict[int, NodeId] = {}
+        self.version = 0
+        """Counts changes to the entries (every routed message asks for them: cached)."""
+        self._peers: frozenset[NodeId] | None = None
+        self._sorted: tuple[NodeId, ...] | None = None
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._peers = self._sorted = None
 
     @property
     def size(self) -> int:
@@ -121,6 +129,7 @@ class FingerTable:
         if current == peer or (current is not None and not replace):
             return False
         self._entries[i] = peer
+        self._changed()
         return True
 
     def remove(self, peer: NodeId) -> list[int]:
@@ -133,6 +142,8 @@ class FingerTable:
         cleared = [i for i, p in self._entries.items() if p == peer]
         for i in cleared:
             del self._entries[i]
+        if cleared:
+            self._changed()
         return cleared
 
     def resize(self, size: int) -> list[NodeId]:
@@ -140,14 +151,19 @@ class FingerTable:
         self._size = min(size, self.node_id.bits)
         dropped = [p for i, p in self._entries.items() if i > self._size]
         self._entries = {i: p for i, p in self._entries.items() if i <= self._size}
+        self._changed()
         return dropped
 
     def peers(self) -> frozenset[NodeId]:
-        return frozenset(self._entries.values())
+        if self._peers is None:
+            self._peers = frozenset(self._entries.values())
+        return self._peers
 
     def entries(self) -> tuple[NodeId, ...]:
         """Distinct entries in numerically ascending order, as a ``full`` Update lists them (§10.7)."""
-        return tuple(sorted(set(self._entries.values())))
+        if self._sorted is None:
+            self._sorted = tuple(sorted(self.peers()))
+        return self._sorted
 
     def missing(self, covered_to: NodeId | None = None) -> list[int]:
         """Invalid entries (empty), lowest i first, that a search could fill (§10.7.4.2).
