@@ -227,13 +227,7 @@ def _fixed_part(r: Reader) -> tuple[int, ...]:
         _FIXED_HEADER, "ForwardingHeader"
     )
     if token != RELO_TOKEN:
-        # Not a RELOAD message at all: nothing to answer (§6.3.2).
-        raise DecodeError(
-            f"relo_token {token:#010x} is not 0xd2454c4f",
-            field="ForwardingHeader.relo_token",
-            offset=start,
-            drop=True,
-        )
+        raise _bad_token(token, start)
     if version != RELOAD_VERSION:
         raise _bad_version(version, start + 10)
     if not fragment & FRAGMENT_HIGH_BIT:
@@ -248,12 +242,7 @@ def _checked_fixed_part(r: Reader) -> tuple[int, ...]:
     start = r.offset
     token = r.pull_uint32("ForwardingHeader.relo_token")
     if token != RELO_TOKEN:
-        raise DecodeError(
-            f"relo_token {token:#010x} is not 0xd2454c4f",
-            field="ForwardingHeader.relo_token",
-            offset=start,
-            drop=True,
-        )
+        raise _bad_token(token, start)
     overlay = r.pull_uint32("ForwardingHeader.overlay")
     seq = r.pull_uint16("ForwardingHeader.configuration_sequence")
     at = r.offset
@@ -276,6 +265,16 @@ def _checked_fixed_part(r: Reader) -> tuple[int, ...]:
     dest_len = r.pull_uint16("ForwardingHeader.destination_list_length")
     opt_len = r.pull_uint16("ForwardingHeader.options_length")
     return overlay, seq, version, ttl, fragment, length, tid, mrl, via_len, dest_len, opt_len
+
+
+def _bad_token(token: int, offset: int) -> DecodeError:
+    # Not a RELOAD message at all: nothing to answer (§6.3.2).
+    return DecodeError(
+        f"relo_token {token:#010x} is not 0xd2454c4f",
+        field="ForwardingHeader.relo_token",
+        offset=offset,
+        drop=True,
+    )
 
 
 def _bad_version(version: int, offset: int) -> DecodeError:
