@@ -40,6 +40,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         "values": args.values,
         "key_kind": args.key_type,
         "reactive": args.reactive,
+        "restarts": args.restarts,
     }
     try:
         return SimConfig(**values)
@@ -92,4 +93,9 @@ def register(subparsers: Any) -> None:
         help="node key type (default ecdsa: P-256, which this OpenSSL verifies faster than Ed25519)",
     )
     parser.add_argument("--reactive", action="store_true", help="chord-reactive recovery (default periodic)")
+    parser.add_argument(
+        "--restarts",
+        action="store_true",
+        help="with --session: a failed peer comes back with its Node-ID and no data (default: a new peer)",
+    )
     parser.set_defaults(func=_cmd_sim)

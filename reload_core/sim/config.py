@@ -35,6 +35,8 @@ class SimConfig:
     exponential distribution with median M, from the start of the workload (or from its
     arrival), and a new peer joins in its place; ``silent_failures`` is the share of
     failures that close no connection (a host that vanished rather than a killed process).
+    With ``restarts`` a failed peer comes back after a pause instead of a new one, with its
+    own Node-ID and empty storage, as a restarted ``p2psip peer`` process does.
     """
 
     nodes: int = 1000
@@ -57,6 +59,7 @@ class SimConfig:
     keepalive: float | None = None
     silent_failures: float = 0.0
     max_join_attempts: int = 5
+    restarts: bool = False
 
     def __post_init__(self) -> None:
         if self.nodes < 2:

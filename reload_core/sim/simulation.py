@@ -46,7 +46,7 @@ from reload_core.links.memory import MemoryNetwork, RandomLoss
 from reload_core.node import Answer, Node, NodeEvent, NodeSettings, Outcome, StateChanged, memory_transport
 from reload_core.node.errors import JoinError, NodeError
 from reload_core.node.transport import MemoryTransport
-from reload_core.security.signing import CertificateResolver
+from reload_core.security.signing import CertificateResolver, Signer
 from reload_core.sim.config import SimConfig, SimReport, percentile
 from reload_core.sim.identities import make_signer, shared_resolver
 from reload_core.sim.loop import VirtualTimeLoop, cancel_remaining
@@ -86,6 +86,8 @@ STORE_CONCURRENCY = 32
 GC_THRESHOLD = 10_000
 GROWTH_PER_SECOND = 0.1
 GC_FREEZE_EVERY = 100
+RESTART_PAUSE = (5.0, 15.0)
+"""Seconds a restarted peer stays away (with ``restarts``)."""
 
 
 @dataclass(eq=False)
@@ -276,11 +278,12 @@ class Simulation:
         """The live peers that have joined, in ring order."""
         return [self._by_key[k] for k in self._ring]
 
-    async def _new_node(self, *, bootstrap: bool = False) -> SimNode:
+    async def _new_node(self, *, bootstrap: bool = False, signer: Signer | None = None) -> SimNode:
         index = len(self.nodes)
         if index % GC_FREEZE_EVERY == 0:
             gc.freeze()
-        signer = make_signer(self._key_rng, OVERLAY, index, self.config.key_kind)
+        if signer is None:
+            signer = make_signer(self._key_rng, OVERLAY, index, self.config.key_kind)
         node = Node(
             signer,
             self.resolver,
@@ -402,11 +405,17 @@ class Simulation:
         assert isinstance(transport, MemoryTransport)
         transport.endpoint.crash(fin=not silent)
         _stop_now(sim_node.node)
-        self._spawn(self._replace())
+        self._spawn(self._replace(sim_node))
 
-    async def _replace(self) -> None:
-        """A new peer takes the failed one's place, with a session of its own."""
-        sim_node = await self._new_node()
+    async def _replace(self, failed: SimNode) -> None:
+        """A new peer takes the failed one's place, with a session of its own; with
+        ``restarts`` the failed peer itself comes back after a pause, with its Node-ID
+        and without its data."""
+        signer = None
+        if self.config.restarts:
+            await asyncio.sleep(self._session_rng.uniform(*RESTART_PAUSE))
+            signer = failed.node.signer
+        sim_node = await self._new_node(signer=signer)
         self._replacements += 1
         self._begin_join(sim_node)
         if self._churning:

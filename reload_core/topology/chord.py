@@ -714,6 +714,10 @@ class ChordTopology:
             self._fail_join("lost the connection to the admitting peer")
 
     def _forget(self, node: NodeId) -> None:
+        # A peer we lost holds none of our replicas as far as we know: should it come back
+        # (a restarted process keeps its Node-ID but not its data) before the hold-down
+        # ends, it is a new member of the replica set and gets our data again (§10.7.3).
+        self._replicas_committed = tuple(n for n in self._replicas_committed if n != node)
         self._connected.discard(node)
         if node in self._peers:
             self._peers.discard(node)
