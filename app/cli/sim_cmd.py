@@ -1,7 +1,8 @@
 """``p2psip sim``: a simulated overlay of N real nodes on a virtual clock (RFC 6940 §10).
 
-``p2psip sim --nodes N [--session MINUTES] [--seed S] [--json]`` runs
-:class:`reload_core.sim.Simulation`: N peers join through bootstrap peers as a Poisson
+``p2psip sim --nodes N [--session MINUTES] [--seed S] [--json] [--workers W]`` runs
+:class:`reload_core.sim.Simulation` (over W processes, see
+:mod:`reload_core.sim.parallel`): N peers join through bootstrap peers as a Poisson
 process, the ring settles, values are stored, random lookups run for a while (under churn
 with ``--session``: peers fail after exponential session times of that median and new
 ones take their place), and every value is fetched back. Printed, one ``name: value``
@@ -17,12 +18,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
 from app.cli import CliError
 from app.cli.figures import report
 from reload_core.sim import SimConfig, Simulation
+
+PARALLEL_FROM = 1000
+"""Below this many nodes a run is quick and the workers' synchronisation costs more
+than the second core gives back."""
+
+
+def default_workers(nodes: int) -> int:
+    """One worker a core, at most two (what this machine has and was measured with),
+    and one below :data:`PARALLEL_FROM` nodes."""
+    return 1 if nodes < PARALLEL_FROM else max(1, min(2, os.cpu_count() or 1))
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -41,6 +53,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         "key_kind": args.key_type,
         "reactive": args.reactive,
         "restarts": args.restarts,
+        "workers": args.workers if args.workers is not None else default_workers(args.nodes),
     }
     try:
         return SimConfig(**values)
@@ -97,5 +110,11 @@ def register(subparsers: Any) -> None:
         "--restarts",
         action="store_true",
         help="with --session: a failed peer comes back with its Node-ID and no data (default: a new peer)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes to spread the nodes over, one core each "
+        f"(default: 2 from {PARALLEL_FROM} nodes on a machine with 2 cores or more, else 1)",
     )
     parser.set_defaults(func=_cmd_sim)

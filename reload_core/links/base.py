@@ -106,6 +106,17 @@ class VirtualClock:
         heapq.heappush(self._heap, (timer.when, next(self._counter), timer))
         return timer
 
+    def call_at(self, when: float, callback: Callable[[], None], *, order: int | None = None) -> TimerHandle:
+        """``callback`` at time ``when`` (not before now). Ties run in scheduling order, or
+        by ``order`` when given: an order below zero runs before anything scheduled
+        without one (a parallel simulation's events from other processes, whose arrival
+        in real time must not decide their place)."""
+        if when < self._now:
+            raise ValueError(f"time {when} has passed (now {self._now})")
+        timer = _VirtualTimer(when, callback)
+        heapq.heappush(self._heap, (when, next(self._counter) if order is None else order, timer))
+        return timer
+
     def _drop_cancelled(self) -> None:
         while self._heap and self._heap[0][2].cancelled:
             heapq.heappop(self._heap)

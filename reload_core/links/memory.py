@@ -16,6 +16,12 @@ its lossless overlays, where the framing layer (§6.6.2) would only spend time.
 Nothing is encrypted and the peer's Node-IDs are those its endpoint was registered
 with: in memory the network itself vouches for identities. A dialed Node-ID is still
 checked, as TLS checks the certificate.
+
+A network may be one part of a network spread over several processes (``remote``, a
+:class:`RemoteLinks`; see :mod:`reload_core.sim.parallel`): an endpoint another process
+runs is reached by posting each thing that would cross the link (the dial, its answer,
+each message or frame, the closing) to that process, to happen there one latency later.
+The link's other end is then a :class:`RemotePeer`, an address in the other process.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reload_core.links.base import (
     Clock,
@@ -99,6 +105,34 @@ LossFactory = Callable[[str, str], LossPattern]
 """Makes the pattern for one direction of one link: (from address, to address)."""
 
 
+class RemoteLinks(Protocol):
+    """The other processes of a network spread over several (see the module docstring)."""
+
+    @property
+    def worker(self) -> int:
+        """This process's number."""
+        ...
+
+    def owner(self, address: str) -> int | None:
+        """The process that runs the endpoint at ``address``; None for this one."""
+        ...
+
+    def post(self, when: float, worker: int, target: int | None, method: str, args: tuple[Any, ...]) -> None:
+        """Have process ``worker`` call ``method(*args)`` at time ``when`` on its link
+        ``target``, or on its network for None (see :meth:`MemoryNetwork.deliver_remote`)."""
+        ...
+
+
+class RemotePeer:
+    """The other end of a link, in another process: its number and the link's there."""
+
+    __slots__ = ("link_id", "worker")
+
+    def __init__(self, worker: int, link_id: int) -> None:
+        self.worker = worker
+        self.link_id = link_id
+
+
 # ---------------------------------------------------------------- network
 
 
@@ -120,6 +154,7 @@ class MemoryNetwork:
         loss: LossFactory | None = None,
         segment_size: int | None = None,
         framed: bool = True,
+        remote: RemoteLinks | None = None,
     ) -> None:
         if stream and loss is not None:
             raise ValueError("a stream link does not lose frames; use stream=False or partition()")
@@ -134,6 +169,9 @@ class MemoryNetwork:
         self.framed = framed
         self._endpoints: dict[str, MemoryEndpoint] = {}
         self._blocked: set[frozenset[str]] = set()
+        self.remote = remote
+        self._links_by_id: dict[int, MemoryLink] = {}  # only with remote: links by number
+        self._next_link_id = 0
         # Traffic counters over every link of the network, for simulations' figures.
         self.frames_sent = 0
         self.messages_sent = 0  # data frames with a message in them (not keepalives)
@@ -171,6 +209,57 @@ class MemoryNetwork:
     def _forget(self, ep: MemoryEndpoint) -> None:
         if self._endpoints.get(ep.address) is ep:
             del self._endpoints[ep.address]
+
+    def _post(self, peer: MemoryLink | RemotePeer, method: str, *args: Any) -> None:
+        """``peer.method(*args)`` one latency from now, wherever ``peer`` is."""
+        if isinstance(peer, RemotePeer):
+            assert self.remote is not None
+            self.remote.post(self.clock.time() + self.latency, peer.worker, peer.link_id, method, args)
+        else:
+            self.clock.call_later(self.latency, partial(getattr(peer, method), *args))
+
+    def _register(self, link: MemoryLink) -> int:
+        link_id = self._next_link_id
+        self._next_link_id += 1
+        if self.remote is not None:
+            self._links_by_id[link_id] = link
+        return link_id
+
+    def deliver_remote(self, target: int | None, method: str, args: tuple[Any, ...]) -> None:
+        """What another process posted (:meth:`RemoteLinks.post`) happens now."""
+        if target is None:
+            if method == "_remote_connect":
+                self._remote_connect(*args)
+            return
+        link = self._links_by_id.get(target)
+        if link is not None:
+            getattr(link, method)(*args)
+        elif method == "_remote_accepted":
+            # The dialing end gave up before the answer: the accepted end hears it close.
+            worker, link_id, _ = args
+            self._post(RemotePeer(worker, link_id), "_peer_closed")
+        # Anything else for a link closed here would find it closed: nothing to do.
+
+    def _remote_connect(
+        self, worker: int, link_id: int, client_address: str, client_node_ids: tuple[bytes, ...], address: str
+    ) -> None:
+        """A dial from another process reaches ``address`` (see :meth:`_connect`)."""
+        client = RemotePeer(worker, link_id)
+        server_ep = self._lookup(address)
+        if server_ep is None or server_ep.crashed:
+            if server_ep is None or server_ep.fin_on_crash:
+                self._post(client, "_fail_connect", CloseCode.CONNECT_FAILED, f"nobody at {address!r}")
+            return
+        if not server_ep.accepting:
+            self._post(client, "_fail_connect", CloseCode.CONNECT_FAILED, f"{address!r} does not accept")
+            return
+        assert self.remote is not None
+        server = MemoryLink(server_ep, address=client_address, expected_node_id=None, dialed=False)
+        server.peer = client
+        server.loss = self.loss(address, client_address)
+        server_ep._links[server] = None
+        self._post(client, "_remote_accepted", self.remote.worker, server.link_id, server_ep.node_ids)
+        server._start_framing(client_node_ids)
 
     def _connect(self, client: MemoryLink, address: str) -> None:
         """The connection attempt reaches ``address`` (one latency after the dial)."""
@@ -234,11 +323,18 @@ class MemoryEndpoint:
             raise RuntimeError(f"endpoint {self.address!r} has crashed")
         link = MemoryLink(self, address=address, expected_node_id=expected_node_id, dialed=True)
         self._links[link] = None
-        link._handshake_timer = self.network.clock.call_later(
+        network = self.network
+        link._handshake_timer = network.clock.call_later(
             self.config.handshake_timeout,
             lambda: link._fail_connect(CloseCode.HANDSHAKE_FAILED, "no answer"),
         )
-        self.network.clock.call_later(self.network.latency, lambda: self.network._connect(link, address))
+        worker = network.remote.owner(address) if network.remote is not None else None
+        if worker is None:
+            network.clock.call_later(network.latency, lambda: network._connect(link, address))
+        else:
+            assert network.remote is not None
+            args = (network.remote.worker, link.link_id, self.address, self.node_ids, address)
+            network.remote.post(network.clock.time() + network.latency, worker, None, "_remote_connect", args)
         return link
 
     def close(self) -> None:
@@ -279,8 +375,9 @@ class MemoryLink(FramedLink):
         self.link_type = OverlayLinkType.TLS_TCP_FH_NO_ICE if network.stream else OverlayLinkType.DTLS_UDP_SR
         self.endpoint = endpoint
         self.network = network
+        self.link_id = network._register(self)
         self._remote_address = address
-        self.peer: MemoryLink | None = None
+        self.peer: MemoryLink | RemotePeer | None = None
         self.loss: LossPattern = NoLoss()
         self._handshake_timer: TimerHandle | None = None
         self.frames_sent = 0
@@ -307,6 +404,16 @@ class MemoryLink(FramedLink):
             )
             return
         self._start_framing(server_node_ids)
+
+    def _remote_accepted(self, worker: int, link_id: int, server_node_ids: tuple[bytes, ...]) -> None:
+        """The dial reached an endpoint of process ``worker``: its end is link ``link_id``."""
+        server = RemotePeer(worker, link_id)
+        if self.state is not LinkState.CONNECTING:
+            self.network._post(server, "_peer_closed")  # timed out meanwhile
+            return
+        self.peer = server
+        self.loss = self.network.loss(self.local_address, self._remote_address)
+        self._handshake_done(server_node_ids)
 
     def _fail_connect(self, code: CloseCode, detail: str) -> None:
         self._cancel_handshake_timer()
@@ -336,7 +443,7 @@ class MemoryLink(FramedLink):
                 self.frames_dropped += 1
                 continue
             for piece in self._segments(chunk):
-                self.network.clock.call_later(self.network.latency, partial(peer._deliver, piece))
+                network._post(peer, "_deliver", piece)
 
     # -- unframed (framed=False): whole messages, no framing layer
 
@@ -358,7 +465,10 @@ class MemoryLink(FramedLink):
         if peer is None or self._path_blocked():
             self.frames_dropped += 1
             return
-        network.clock.call_later(network.latency, partial(peer._deliver_message, message))
+        if isinstance(peer, MemoryLink):
+            network.clock.call_later(network.latency, partial(peer._deliver_message, message))
+        else:
+            network._post(peer, "_deliver_message", message)
 
     def _deliver_message(self, message: bytes) -> None:
         if self._state is LinkState.OPEN and not self.endpoint.crashed and not self._path_blocked():
@@ -392,7 +502,7 @@ class MemoryLink(FramedLink):
         peer = self.peer
         if peer is None or self._path_blocked():
             return
-        self.network.clock.call_later(self.network.latency, lambda: peer._peer_closed())
+        self.network._post(peer, "_peer_closed")
 
     def _peer_closed(self) -> None:
         if self.endpoint.crashed or self._path_blocked():
@@ -406,6 +516,7 @@ class MemoryLink(FramedLink):
         closed = super()._closed(reason, notify=notify)
         if closed:
             self.endpoint._links.pop(self, None)  # a long-lived endpoint keeps no dead links
+            self.network._links_by_id.pop(self.link_id, None)
         return closed
 
     def _die(self, *, fin: bool) -> None:
@@ -416,7 +527,7 @@ class MemoryLink(FramedLink):
         self._closed(CloseReason(CloseCode.TRANSPORT_ERROR, "endpoint crashed"), notify=False)
         peer = self.peer
         if fin and peer is not None:
-            self.network.clock.call_later(self.network.latency, lambda: peer._peer_closed())
+            self.network._post(peer, "_peer_closed")
 
 
 __all__ = [
@@ -428,4 +539,6 @@ __all__ = [
     "MemoryNetwork",
     "NoLoss",
     "RandomLoss",
+    "RemoteLinks",
+    "RemotePeer",
 ]

@@ -60,8 +60,9 @@ def build_message(
         destination_list=destinations,
         options=options,
     )
-    security = sign_message(settings.overlay, transaction_id, contents, signer, certificates)
-    return Message(header, contents, security)
+    encoded = contents.to_bytes()
+    security = sign_message(settings.overlay, transaction_id, encoded, signer, certificates)
+    return Message(header, contents, security, encoded)
 
 
 def response_header(
@@ -95,8 +96,9 @@ def build_response(
     go in the bucket after the signer's (§6.3.4)."""
     contents = MessageContents(code, body, extensions)
     header = response_header(settings, request, previous_hop, signer.node_id)
-    security = sign_message(settings.overlay, request.transaction_id, contents, signer, certificates)
-    return Message(header, contents, security)
+    encoded = contents.to_bytes()
+    security = sign_message(settings.overlay, request.transaction_id, encoded, signer, certificates)
+    return Message(header, contents, security, encoded)
 
 
 def build_error(

@@ -296,14 +296,18 @@ def _first_node_id(certificate: bytes) -> bytes:
 
 
 def message_signature_input(
-    overlay: int, transaction_id: int, contents: MessageContents, identity: SignerIdentity
+    overlay: int, transaction_id: int, contents: MessageContents | bytes, identity: SignerIdentity
 ) -> bytes:
     """``overlay || transaction_id || MessageContents || SignerIdentity`` (§6.3.4), with
-    overlay a uint32 and transaction_id a uint64 as in the forwarding header."""
+    overlay a uint32 and transaction_id a uint64 as in the forwarding header; ``contents``
+    may be given encoded."""
     w = Writer()
     w.push_uint32(overlay, "overlay")
     w.push_uint64(transaction_id, "transaction_id")
-    contents.encode(w)
+    if isinstance(contents, bytes):
+        w.push_bytes(contents)
+    else:
+        contents.encode(w)
     identity.encode(w)
     return w.data()
 
@@ -311,13 +315,13 @@ def message_signature_input(
 def sign_message(
     overlay: int,
     transaction_id: int,
-    contents: MessageContents,
+    contents: MessageContents | bytes,
     signer: Signer,
     certificates: Sequence[bytes] = (),
 ) -> SecurityBlock:
     """The SecurityBlock of a message (§6.3.4). The certificate bucket holds the signer's
     certificate first, then ``certificates`` (intermediates, signers of stored data the
-    message carries), each once."""
+    message carries), each once. ``contents`` may be given encoded."""
     identity = signer.identity()
     data = message_signature_input(overlay, transaction_id, contents, identity)
     algorithm, value = sign_with_key(signer.private_key, data)
@@ -352,7 +356,7 @@ def verify_message(message: Message, resolve: Resolve) -> NodeCertificate:
         node = resolve(signature.identity, _x509_bucket(message.security_block))
         signing_node_id(signature.identity, node)
         data = message_signature_input(
-            header.overlay, header.transaction_id, message.message_contents, signature.identity
+            header.overlay, header.transaction_id, message.contents_bytes(), signature.identity
         )
         verify_with_key(node.public_key, signature.algorithm, data, signature.signature_value)
         return node

@@ -18,7 +18,13 @@
 """
 
 from reload_core.sim.config import SimConfig, SimReport, percentile
-from reload_core.sim.identities import SimKeyKind, make_signer, seeded_private_key, shared_resolver
+from reload_core.sim.identities import (
+    SimIdentity,
+    SimKeyKind,
+    make_signer,
+    seeded_private_key,
+    shared_resolver,
+)
 from reload_core.sim.loop import SimulationStalled, VirtualTimeLoop, cancel_remaining, run_virtual
 from reload_core.sim.simulation import OVERLAY, SIM_KIND, SimNode, Simulation, run_simulation
 
@@ -26,6 +32,7 @@ __all__ = [
     "OVERLAY",
     "SIM_KIND",
     "SimConfig",
+    "SimIdentity",
     "SimKeyKind",
     "SimNode",
     "SimReport",

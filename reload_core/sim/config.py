@@ -37,6 +37,10 @@ class SimConfig:
     failures that close no connection (a host that vanished rather than a killed process).
     With ``restarts`` a failed peer comes back after a pause instead of a new one, with its
     own Node-ID and empty storage, as a restarted ``p2psip peer`` process does.
+
+    ``workers`` > 1 spreads the nodes over that many processes, one core each
+    (:mod:`reload_core.sim.parallel`); the link latency is their lookahead, so it must be
+    positive. A seed gives the same figures for the same number of workers.
     """
 
     nodes: int = 1000
@@ -60,6 +64,7 @@ class SimConfig:
     silent_failures: float = 0.0
     max_join_attempts: int = 5
     restarts: bool = False
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.nodes < 2:
@@ -74,6 +79,10 @@ class SimConfig:
             raise ValueError("latency and settle must not be negative, duration must be positive")
         if self.lookups < 0 or self.values < 0:
             raise ValueError("lookups and values must not be negative")
+        if self.workers < 1 or self.workers > self.nodes:
+            raise ValueError("workers must be 1..nodes")
+        if self.workers > 1 and self.latency <= 0:
+            raise ValueError("more than one worker needs a positive link latency (their lookahead)")
 
     @property
     def arrival_rate(self) -> float:

@@ -18,7 +18,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from reload_core.security.certificates import PrivateKey, make_self_signed
+from reload_core.security.certificates import PrivateKey, make_self_signed, self_signed_node_ids
 from reload_core.security.signing import CertificateResolver, Signer
 
 SimKeyKind = Literal["ed25519", "ecdsa"]
@@ -37,12 +37,37 @@ def seeded_private_key(rng: random.Random, kind: SimKeyKind = "ed25519") -> Priv
     raise ValueError(f"unknown key kind {kind!r}")
 
 
+class SimIdentity:
+    """A simulated node's key and Node-ID (§11.3.1: the digest of its public key). The
+    certificate and the :class:`Signer` are made when first asked for: in a parallel
+    simulation only the worker that runs the node needs them, and a certificate costs
+    twenty times the Node-ID."""
+
+    def __init__(self, key: PrivateKey, user: str, overlay: str) -> None:
+        self.key = key
+        self.user = user
+        self.overlay = overlay
+        self.node_id = self_signed_node_ids(key.public_key(), SELF_SIGNED_DIGEST)[0]
+        self._signer: Signer | None = None
+
+    @classmethod
+    def draw(cls, rng: random.Random, overlay: str, index: int, kind: SimKeyKind = "ed25519") -> SimIdentity:
+        """Node ``index``'s identity: user ``node<index>@<overlay>``, key drawn from ``rng``."""
+        return cls(seeded_private_key(rng, kind), f"node{index}@{overlay}", overlay)
+
+    @property
+    def signer(self) -> Signer:
+        if self._signer is None:
+            certificate = make_self_signed(self.key, self.user, self.overlay, SELF_SIGNED_DIGEST)
+            self._signer = Signer.create(self.key, certificate)
+            assert self._signer.node_id == self.node_id
+        return self._signer
+
+
 def make_signer(rng: random.Random, overlay: str, index: int, kind: SimKeyKind = "ed25519") -> Signer:
     """Credentials of simulated node ``index``: a self-signed certificate for user
     ``node<index>@<overlay>`` whose Node-ID derives from the key (§11.3.1)."""
-    key = seeded_private_key(rng, kind)
-    certificate = make_self_signed(key, f"node{index}@{overlay}", overlay, SELF_SIGNED_DIGEST)
-    return Signer.create(key, certificate)
+    return SimIdentity.draw(rng, overlay, index, kind).signer
 
 
 def shared_resolver(overlay: str, expected_nodes: int) -> CertificateResolver:
@@ -54,4 +79,11 @@ def shared_resolver(overlay: str, expected_nodes: int) -> CertificateResolver:
     )
 
 
-__all__ = ["SELF_SIGNED_DIGEST", "SimKeyKind", "make_signer", "seeded_private_key", "shared_resolver"]
+__all__ = [
+    "SELF_SIGNED_DIGEST",
+    "SimIdentity",
+    "SimKeyKind",
+    "make_signer",
+    "seeded_private_key",
+    "shared_resolver",
+]

@@ -25,7 +25,7 @@ import logging
 import math
 import selectors
 from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from reload_core.links.base import VirtualClock
 
@@ -38,6 +38,23 @@ class SimulationStalled(RuntimeError):
     """The loop would sleep for ever: no ready callback, no timer, no clock callback."""
 
 
+class TimeBarrier(Protocol):
+    """How the workers of a parallel simulation keep in step (see
+    :mod:`reload_core.sim.parallel`): only events before the ``horizon`` may run."""
+
+    @property
+    def horizon(self) -> float: ...
+
+    def passed(self, now: float) -> None:
+        """Everything before ``now`` has run (the others may be told so)."""
+        ...
+
+    def wait(self, local_next: float) -> None:
+        """This worker's next event, at ``local_next`` (inf: none), is beyond the horizon:
+        wait until the others let the horizon move, or send events of their own."""
+        ...
+
+
 class _VirtualSelector(selectors.SelectSelector):
     """A selector that never polls: its ``select`` moves the virtual clock instead."""
 
@@ -45,6 +62,7 @@ class _VirtualSelector(selectors.SelectSelector):
         super().__init__()
         self.clock = clock
         self.errors = 0
+        self.barrier: TimeBarrier | None = None
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
@@ -52,13 +70,20 @@ class _VirtualSelector(selectors.SelectSelector):
         clock = self.clock
         target = math.inf if timeout is None else clock.time() + timeout
         due = clock.next_deadline()
-        if due is None and timeout is None:
+        barrier = self.barrier
+        if barrier is not None:
+            if (target if due is None or due > target else due) >= barrier.horizon:
+                barrier.wait(target if due is None or due > target else due)
+                return []  # asyncio looks at its timers again, then calls back
+        elif due is None and timeout is None:
             raise SimulationStalled("nothing is scheduled: the simulation would wait for ever")
         try:
             clock.run_until(due if due is not None and due <= target else target)
         except Exception:
             self.errors += 1
             log.exception("a clock callback failed")
+        if barrier is not None:
+            barrier.passed(clock.time())
         return []
 
 
@@ -74,6 +99,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.clock.time()
+
+    @property
+    def barrier(self) -> TimeBarrier | None:
+        """With a barrier, the loop keeps in step with other processes (a parallel simulation)."""
+        return self._virtual_selector.barrier
+
+    @barrier.setter
+    def barrier(self, barrier: TimeBarrier | None) -> None:
+        self._virtual_selector.barrier = barrier
 
     @property
     def errors(self) -> int:
@@ -107,4 +141,4 @@ def cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
-__all__ = ["SimulationStalled", "VirtualTimeLoop", "cancel_remaining", "run_virtual"]
+__all__ = ["SimulationStalled", "TimeBarrier", "VirtualTimeLoop", "cancel_remaining", "run_virtual"]

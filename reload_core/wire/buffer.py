@@ -161,6 +161,10 @@ class Reader:
         pos = self._need(n, field)
         return Reader(self._data, pos, pos + n)
 
+    def bytes_between(self, start: int, end: int) -> bytes:
+        """The bytes from absolute offset ``start`` to ``end`` (already read)."""
+        return bytes(self._data[start:end])
+
     def expect_end(self, field: str) -> None:
         """Reject trailing bytes after a structure or inside a length-delimited block."""
         if self._pos != self._end:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Self, TypeVar
 
@@ -600,16 +600,32 @@ class SecurityBlock:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One unfragmented RELOAD message (§6.3)."""
+    """One unfragmented RELOAD message (§6.3).
+
+    ``encoded_contents``, when set, is ``message_contents`` as encoded: what the
+    signature covers (§6.3.4). Decoding keeps the received bytes there and signing the
+    bytes it signed, so that neither the check nor the sending encodes them again. A
+    message built with other contents (``replace``) must leave it unset.
+    """
 
     forwarding_header: ForwardingHeader
     message_contents: MessageContents
     security_block: SecurityBlock
+    encoded_contents: bytes | None = field(default=None, compare=False, repr=False)
+
+    def contents_bytes(self) -> bytes:
+        """``message_contents`` as on the wire."""
+        encoded = self.encoded_contents
+        return self.message_contents.to_bytes() if encoded is None else encoded
+
+    def _payload(self) -> Writer:
+        payload = Writer()
+        payload.push_bytes(self.contents_bytes())
+        self.security_block.encode(payload)
+        return payload
 
     def encode(self, w: Writer) -> None:
-        payload = Writer()
-        self.message_contents.encode(payload)
-        self.security_block.encode(payload)
+        payload = self._payload()
         self.forwarding_header.encode(w, len(payload))
         w.push_bytes(payload.data())
 
@@ -622,9 +638,7 @@ class Message:
         """The encoded message, its forwarding header as decoding it would give (``length``
         filled in) and the payload's offset: what a sender routes, without decoding what
         it just encoded."""
-        payload = Writer()
-        self.message_contents.encode(payload)
-        self.security_block.encode(payload)
+        payload = self._payload()
         w = Writer()
         self.forwarding_header.encode(w, len(payload))
         payload_at = len(w)
@@ -646,9 +660,10 @@ class Message:
             )
         r = Reader(data, payload_at)
         contents = MessageContents.decode(r, ctx)
+        contents_end = r.offset
         security = SecurityBlock.decode(r, ctx)
         r.expect_end("Message")
-        return cls(header, contents, security)
+        return cls(header, contents, security, bytes(data[payload_at:contents_end]))
 
     @classmethod
     def decode(cls, r: Reader, ctx: WireContext = DEFAULT_CONTEXT) -> Self:
@@ -660,10 +675,12 @@ class Message:
                 field="ForwardingHeader.fragment",
                 offset=start + 12,
             )
+        contents_at = r.offset
         contents = MessageContents.decode(r, ctx)
+        contents_end = r.offset
         security = SecurityBlock.decode(r, ctx)
         r.expect_end("Message")
-        return cls(header, contents, security)
+        return cls(header, contents, security, r.bytes_between(contents_at, contents_end))
 
     @classmethod
     def from_bytes(cls, data: bytes, ctx: WireContext = DEFAULT_CONTEXT) -> Self:

@@ -81,7 +81,7 @@ def test_churn_loses_no_data() -> None:
 def test_peers_restarted_with_their_node_id_and_no_data_lose_nothing() -> None:
     """A restarted process keeps its Node-ID but not its data. Coming back within the
     successor hold-down (§10.7.1), it must still get its predecessors' replicas again
-    (§10.7.3): without that, this run lost 12 of its 100 values."""
+    (§10.7.3): without that, this run lost 9 of its 100 values."""
     report = run_simulation(
         SimConfig(
             nodes=40,
@@ -162,3 +162,18 @@ def test_the_sim_command_prints_the_figures(capsys: pytest.CaptureFixture[str]) 
 def test_the_sim_command_refuses_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["sim", "--nodes", "1"]) == 1
     assert "error" in capsys.readouterr().err
+
+
+def test_the_sim_command_runs_on_two_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sim", "--nodes", "20", "--workers", "2", "--json", "--lookups", "30", "--values", "5"]
+    argv += ["--settle", "30", "--duration", "30"]
+    assert cli_main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["nodes"] == 20 and out["joined"] == 20 and out["ring_ok"]
+    assert out["lookup_success"] == 1.0 and out["data_lost"] == 0 and out["errors"] == 0
+
+
+def test_the_sim_command_refuses_bad_worker_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["sim", "--nodes", "10", "--workers", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "workers" in err and "Traceback" not in err
