@@ -152,14 +152,11 @@ def decide(
             check_forwarding_options(header.options, forwarding=True, understood=understood_options)
         except DecodeError as exc:
             return Reject(exc.error_code, exc.reason)
-        header = replace(
-            header,
-            ttl=header.ttl - 1,
-            via_list=(*header.via_list, NodeDestination(previous_hop)),
-            destination_list=tuple(dests),
+        header = header.rerouted(
+            header.ttl - 1, (*header.via_list, NodeDestination(previous_hop)), tuple(dests)
         )
     elif len(dests) != len(header.destination_list):  # own entries were removed from the front
-        header = replace(header, destination_list=tuple(dests))
+        header = header.rerouted(header.ttl, header.via_list, tuple(dests))
     return Forward(hop, header)
 
 

@@ -181,6 +181,11 @@ class ChordTopology:
         self._peers_changes = 0
         self._routing_cache: tuple[NeighborTable, int, frozenset[NodeId]] | None = None
         self._neighbors_built: tuple[int, int] | None = None
+        # Peers added since that build, and whether any went: with none gone, the new table
+        # is the best of the old one and the added peers (the nearest of a union are the
+        # nearest of its parts' nearest), a dozen candidates instead of every peer.
+        self._added_since_build: set[NodeId] = set()
+        self._removed_since_build = False
         self._initiated: set[NodeId] = set()  # connections we opened, hence may close
         self._failed: dict[NodeId, float] = {}  # ignored until
         self._evicted: dict[NodeId, float] = {}  # out of the Routing Table since
@@ -640,6 +645,7 @@ class ChordTopology:
             if node not in self._peers:
                 self._peers.add(node)
                 self._peers_changes += 1
+                self._added_since_build.add(node)
             if finger:
                 self._fingers.offer(node)
 
@@ -666,10 +672,13 @@ class ChordTopology:
     def _learn(self, candidates: tuple[NodeId, ...], informant: NodeId | None, now: float) -> None:
         """§10.7.3: connected candidates join the tables; better unconnected ones get an Attach
         source-routed through the peer that named them (§10.6)."""
+        size = self.config.neighbor_count
+        current = self._neighbors_built == (self._peers_changes, size)  # built from _peers as they are
         fresh = {c for c in candidates if c != self.node_id and not self._is_failed(c, now)}
         for c in fresh & self._connected:
             self._add_peer(c)
-        desired = NeighborTable.build(self.node_id, self._peers | fresh, self.config.neighbor_count)
+        base = self._neighbors.members() if current else self._peers
+        desired = NeighborTable.build(self.node_id, base | fresh, size)
         via = (informant,) if informant is not None and informant in self._connected else ()
         for n in sorted(desired.members() - self._connected):
             self._request_attach(n, False, _Purpose.NEIGHBOR, via=via, send_update=True)
@@ -722,6 +731,7 @@ class ChordTopology:
         if node in self._peers:
             self._peers.discard(node)
             self._peers_changes += 1
+            self._removed_since_build = True
         self._initiated.discard(node)
         self._evicted.pop(node, None)
         self._reported.pop(node, None)
@@ -838,10 +848,17 @@ class ChordTopology:
     def _finish(self, snap: _Snapshot, now: float) -> list[Action]:
         """Rebuild the Neighbor Table and turn the differences into actions."""
         if self._state in (ChordState.JOINING, ChordState.JOINED):
-            built = (self._peers_changes, self.config.neighbor_count)
+            size = self.config.neighbor_count
+            built = (self._peers_changes, size)
             if built != self._neighbors_built:
-                self._neighbors = NeighborTable.build(self.node_id, self._peers, self.config.neighbor_count)
+                grown = not self._removed_since_build and (
+                    self._neighbors_built is not None and self._neighbors_built[1] == size
+                )
+                candidates = self._neighbors.members() | self._added_since_build if grown else self._peers
+                self._neighbors = NeighborTable.build(self.node_id, candidates, size)
                 self._neighbors_built = built
+                self._added_since_build = set()
+                self._removed_since_build = False
         nt = self._neighbors
         joined = self._state is ChordState.JOINED
         if nt != snap.neighbors or self._fingers.entries() != snap.fingers:

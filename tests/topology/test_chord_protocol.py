@@ -40,6 +40,7 @@ from reload_core.topology import (
     TopologyChanged,
 )
 from reload_core.topology.fingers import finger_index
+from reload_core.topology.neighbors import NeighborTable
 from reload_core.wire.codes import ErrorCode
 
 BITS = 8
@@ -535,3 +536,31 @@ def test_two_peers_that_disagree_about_reachability_do_not_answer_each_other_for
         pending += [(dst, r) for r in of(acts, SendUpdate) if r.to == src.node_id]
         exchanged += 1
     assert exchanged < 20 and not pending
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_neighbor_table_kept_up_incrementally_is_the_one_a_full_rebuild_gives(seed: int) -> None:
+    """The table is rebuilt from the old one and the peers added since, unless a peer
+    went: after any mix of connections, Updates and losses it must be what building it
+    from every peer gives."""
+    rng = random.Random(seed)
+    x = peer(128, [])
+    known: list[int] = []
+    for step in range(400):
+        now = 1.0 + step
+        roll = rng.random()
+        if roll < 0.5 or not known:
+            o = rng.randrange(1, 256)
+            if o != 128:
+                x.on_connected(n(o), now)
+                x.on_update_received(n(o), ChordUpdateType.peer_ready, (), (), (), now)
+                known.append(o)
+        elif roll < 0.8:
+            listed = rng.sample(range(1, 256), 6)
+            x.on_update_received(
+                n(rng.choice(known)), ChordUpdateType.neighbors, ids(*listed[:3]), ids(*listed[3:]), (), now
+            )
+        else:
+            x.on_connection_lost(n(known.pop(rng.randrange(len(known)))), now)
+        full = NeighborTable.build(n(128), x._peers, x.config.neighbor_count)
+        assert (x.predecessors, x.successors) == (full.predecessors, full.successors), f"step {step}"
