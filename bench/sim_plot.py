@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reload_core.sim import SimConfig, run_simulation
+from reload_core.sim.parallel import default_workers
 
 HERE = Path(__file__).resolve().parent
 NO_CHURN = "none"
@@ -63,12 +64,18 @@ def collect(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
     base = {"seed": args.seed, "lookups": args.lookups, "values": args.values}
     for n in args.sizes:
         if key(n, None) not in results:
-            results[key(n, None)] = run(SimConfig(nodes=n, **base))
+            results[key(n, None)] = run(SimConfig(nodes=n, workers=default_workers(n), **base))
     for session in args.sessions:
         s = None if session <= 0 else session
         if key(args.churn_nodes, s) not in results:
             results[key(args.churn_nodes, s)] = run(
-                SimConfig(nodes=args.churn_nodes, session_minutes=s, duration=args.churn_duration, **base)
+                SimConfig(
+                    nodes=args.churn_nodes,
+                    session_minutes=s,
+                    duration=args.churn_duration,
+                    workers=default_workers(args.churn_nodes),
+                    **base,
+                )
             )
 
 

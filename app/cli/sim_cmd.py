@@ -18,23 +18,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
 from app.cli import CliError
 from app.cli.figures import report
 from reload_core.sim import SimConfig, Simulation
-
-PARALLEL_FROM = 1000
-"""Below this many nodes a run is quick and the workers' synchronisation costs more
-than the second core gives back."""
-
-
-def default_workers(nodes: int) -> int:
-    """One worker a core, at most two (what this machine has and was measured with),
-    and one below :data:`PARALLEL_FROM` nodes."""
-    return 1 if nodes < PARALLEL_FROM else max(1, min(2, os.cpu_count() or 1))
+from reload_core.sim.parallel import PARALLEL_FROM, default_workers
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:

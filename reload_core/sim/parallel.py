@@ -69,6 +69,17 @@ _POST_ORDER = -(1 << 125)
 _SEQ_BITS = 64
 
 
+PARALLEL_FROM = 1000
+"""Below this many nodes a run is quick, and keeping workers in step costs more than a
+second core gives back."""
+
+
+def default_workers(nodes: int) -> int:
+    """One worker a core, at most two (what this machine has, and what was measured), and
+    one below :data:`PARALLEL_FROM` nodes."""
+    return 1 if nodes < PARALLEL_FROM else max(1, min(2, os.cpu_count() or 1))
+
+
 class WorkerFailed(RuntimeError):
     """Another worker of the simulation ended or raised."""
 
@@ -383,4 +394,4 @@ def _reap(pid: int, *, kill: bool) -> None:
     os.waitpid(pid, 0)
 
 
-__all__ = ["Channel", "Note", "TimeSync", "WorkerFailed", "fork_workers"]
+__all__ = ["PARALLEL_FROM", "Channel", "Note", "TimeSync", "WorkerFailed", "default_workers", "fork_workers"]

@@ -97,7 +97,9 @@ def test_a_failing_worker_stops_the_run_and_leaves_no_process(
         Simulation(replace(SMALL, workers=2)).run()
 
 
-def test_a_note_that_fails_to_apply_is_fatal(monkeypatch: pytest.MonkeyPatch, no_stray_workers: object) -> None:
+def test_a_note_that_fails_to_apply_is_fatal(
+    monkeypatch: pytest.MonkeyPatch, no_stray_workers: object
+) -> None:
     """A worker whose script missed a note would part from the others for good: the run
     must stop with an error rather than run on (or wait) for ever."""
     apply = Simulation._apply
