@@ -1,4 +1,4 @@
-"""Large overlays of real nodes in one process, on a virtual clock (RFC 6940 §10, §7).
+"""Large overlays of real nodes on a virtual clock, in one process or several (RFC 6940 §10, §7).
 
 ::
 
@@ -15,6 +15,8 @@
 - :mod:`.loop`: :class:`VirtualTimeLoop`, an asyncio loop whose time is a
   :class:`~reload_core.links.base.VirtualClock`'s, for the coroutine layers (storage).
 - :mod:`.identities`: seeded self-signed credentials (§11.3.1) and the shared resolver.
+- :mod:`.parallel`: the nodes spread over worker processes (``SimConfig.workers``), kept
+  in step conservatively with the link latency as lookahead.
 """
 
 from reload_core.sim.config import SimConfig, SimReport, percentile
