@@ -31,10 +31,20 @@ def to_json(obj: object) -> JSON:
     if isinstance(obj, (tuple, list)):
         return [to_json(x) for x in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_json(getattr(obj, f.name)) for f in wire_fields(obj)}
     if isinstance(obj, dict):
         return {str(k): to_json(v) for k, v in obj.items()}
     raise TypeError(f"cannot express {type(obj).__name__} as JSON")
+
+
+NOT_ON_WIRE = "not_on_wire"
+"""Field metadata key: the field caches something derived (it is no part of the
+message's structure), so JSON neither shows nor takes it."""
+
+
+def wire_fields(obj: Any) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields of a dataclass (or instance) that its wire structure has."""
+    return tuple(f for f in dataclasses.fields(obj) if not f.metadata.get(NOT_ON_WIRE))
 
 
 class JsonShapeError(ValueError):
@@ -67,7 +77,7 @@ def from_json(tp: Any, value: JSON, where: str = "$") -> Any:
         if isinstance(value, dict):
             classes: list[type] = [m for m in members if isinstance(m, type) and dataclasses.is_dataclass(m)]
             for cls in classes:
-                cls_fields = dataclasses.fields(cls)
+                cls_fields = wire_fields(cls)
                 names = {f.name for f in cls_fields}
                 required = {
                     f.name
@@ -106,7 +116,7 @@ def from_json(tp: Any, value: JSON, where: str = "$") -> Any:
         if not isinstance(value, dict):
             raise JsonShapeError(f"{where}: expected an object for {tp.__name__}")
         hints = _hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp)}
+        fields = {f.name: f for f in wire_fields(tp)}
         unknown = set(value) - set(fields)
         if unknown:
             raise JsonShapeError(f"{where}: {tp.__name__} has no field(s) {sorted(unknown)}")

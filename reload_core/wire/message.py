@@ -30,6 +30,7 @@ from reload_core.wire.codes import (
     SignerIdentityType,
 )
 from reload_core.wire.context import DEFAULT_CONTEXT, WireContext
+from reload_core.wire.jsonmap import NOT_ON_WIRE
 from reload_core.wire.registry import body
 
 E = TypeVar("E", bound=IntEnum)
@@ -634,7 +635,9 @@ class Message:
     forwarding_header: ForwardingHeader
     message_contents: MessageContents
     security_block: SecurityBlock
-    encoded_contents: bytes | None = field(default=None, compare=False, repr=False)
+    encoded_contents: bytes | None = field(
+        default=None, compare=False, repr=False, metadata={NOT_ON_WIRE: True}
+    )
 
     def contents_bytes(self) -> bytes:
         """``message_contents`` as on the wire."""
