@@ -26,7 +26,7 @@ With ``workers`` > 1 the nodes are spread over that many processes
 (:mod:`reload_core.sim.parallel`). Every worker runs this same script with the same
 draws, but only its own nodes (node i in worker i mod workers); what only one worker
 sees (a join, a store's or a fetch's result, a lookup's answer) it *notes*, and every
-worker applies the notes at the end of each time window, so that the script's choices
+worker applies each note one link latency later, so that the script's choices
 stay the same everywhere. Single-process runs apply each note at once.
 """
 
