@@ -245,48 +245,45 @@ class MemoryNetwork:
     ) -> None:
         """A dial from another process reaches ``address`` (see :meth:`_connect`)."""
         client = RemotePeer(worker, link_id)
-        server_ep = self._lookup(address)
-        if server_ep is None or server_ep.crashed:
-            if server_ep is None or server_ep.fin_on_crash:
-                self._post(client, "_fail_connect", CloseCode.CONNECT_FAILED, f"nobody at {address!r}")
-            return
-        if not server_ep.accepting:
-            self._post(client, "_fail_connect", CloseCode.CONNECT_FAILED, f"{address!r} does not accept")
+        server = self._accept(client, client_address, address)
+        if server is None:
             return
         assert self.remote is not None
-        server = MemoryLink(server_ep, address=client_address, expected_node_id=None, dialed=False)
-        server.peer = client
-        server.loss = self.loss(address, client_address)
-        server_ep._links[server] = None
-        self._post(client, "_remote_accepted", self.remote.worker, server.link_id, server_ep.node_ids)
+        self._post(client, "_remote_accepted", self.remote.worker, server.link_id, server.endpoint.node_ids)
         server._start_framing(client_node_ids)
 
     def _connect(self, client: MemoryLink, address: str) -> None:
         """The connection attempt reaches ``address`` (one latency after the dial)."""
         if client.state is not LinkState.CONNECTING or self.blocked(client.local_address, address):
             return  # timed out meanwhile, or lost: the handshake timer will tell
+        server = self._accept(client, client.local_address, address)
+        if server is None:
+            return
+        client.peer = server
+        client.loss = self.loss(client.local_address, address)
+        # Scheduled first so that it precedes anything the server sends on opening.
+        node_ids = server.endpoint.node_ids
+        self.clock.call_later(self.latency, lambda: client._handshake_done(node_ids))
+        server._start_framing(client.endpoint.node_ids)
+
+    def _accept(
+        self, client: MemoryLink | RemotePeer, client_address: str, address: str
+    ) -> MemoryLink | None:
+        """The endpoint at ``address`` takes a dial from ``client``: the accepted end, not yet
+        open; None (the dialer told, unless the endpoint vanished silently) if it cannot."""
         server_ep = self._lookup(address)
         if server_ep is None or server_ep.crashed:
             if server_ep is None or server_ep.fin_on_crash:
-                self.clock.call_later(
-                    self.latency,
-                    lambda: client._fail_connect(CloseCode.CONNECT_FAILED, f"nobody at {address!r}"),
-                )
-            return
+                self._post(client, "_fail_connect", CloseCode.CONNECT_FAILED, f"nobody at {address!r}")
+            return None
         if not server_ep.accepting:
-            self.clock.call_later(
-                self.latency,
-                lambda: client._fail_connect(CloseCode.CONNECT_FAILED, f"{address!r} does not accept"),
-            )
-            return
-        server = MemoryLink(server_ep, address=client.local_address, expected_node_id=None, dialed=False)
-        server.peer, client.peer = client, server
-        server.loss = self.loss(address, client.local_address)
-        client.loss = self.loss(client.local_address, address)
+            self._post(client, "_fail_connect", CloseCode.CONNECT_FAILED, f"{address!r} does not accept")
+            return None
+        server = MemoryLink(server_ep, address=client_address, expected_node_id=None, dialed=False)
+        server.peer = client
+        server.loss = self.loss(address, client_address)
         server_ep._links[server] = None
-        # Scheduled first so that it precedes anything the server sends on opening.
-        self.clock.call_later(self.latency, lambda: client._handshake_done(server_ep.node_ids))
-        server._start_framing(client.endpoint.node_ids)
+        return server
 
 
 class MemoryEndpoint:

@@ -70,15 +70,16 @@ class _VirtualSelector(selectors.SelectSelector):
         clock = self.clock
         target = math.inf if timeout is None else clock.time() + timeout
         due = clock.next_deadline()
+        upto = target if due is None or due > target else due
         barrier = self.barrier
         if barrier is not None:
-            if (target if due is None or due > target else due) >= barrier.horizon:
-                barrier.wait(target if due is None or due > target else due)
+            if upto >= barrier.horizon:
+                barrier.wait(upto)
                 return []  # asyncio looks at its timers again, then calls back
         elif due is None and timeout is None:
             raise SimulationStalled("nothing is scheduled: the simulation would wait for ever")
         try:
-            clock.run_until(due if due is not None and due <= target else target)
+            clock.run_until(upto)
         except Exception:
             self.errors += 1
             log.exception("a clock callback failed")
