@@ -184,7 +184,6 @@ class TimeSync:
         self._idle_rounds = 0
         self._failure: BaseException | None = None
         self.detached = False
-        self.waits = 0
 
     # -- RemoteLinks
 
@@ -237,7 +236,6 @@ class TimeSync:
             self._publish(now, idle=False)
 
     def wait(self, local_next: float) -> None:
-        self.waits += 1
         idle = local_next == math.inf
         self._publish(min(local_next, self._horizon), idle=idle)
         spin_until = time.perf_counter() + SPIN_SECONDS
