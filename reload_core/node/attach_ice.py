@@ -21,7 +21,9 @@ AppAttach (§6.5.2): :meth:`IceAttachManager.app_attach` brokers an ICE connecti
 node for an application (5060 SIP, 5061 SIPS, RFC 7904 §5.1) and returns a
 :class:`~reload_core.links.dtls.DtlsAppConnection` whose far end proved the Node-ID of the
 Destination List's terminal entry; :meth:`IceAttachManager.register_application` accepts
-them on the other side (an unknown Application-ID is answered ``Error_Not_Found``).
+them on the other side (an unknown Application-ID is answered ``Error_Not_Found``). A
+node of a TLS-only (No-ICE) overlay gets AppAttach alone with ``install_ice(...,
+attach=False)``; :func:`app_attach_manager` finds a node's manager.
 
 STUN (§6.5.1.4): the node answers STUN Binding requests on the UDP port of its listening
 address (:class:`~reload_core.links.ice.StunResponder`, started once the node listens) and
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -57,7 +60,7 @@ from reload_core.links.ice import (
 from reload_core.links.tls import OverlayTrust, TlsCredentials, TlsLink
 from reload_core.node.attach import AttachDone, AttachManager
 from reload_core.node.errors import NodeError, RequestError, RequestRejected
-from reload_core.node.events import ConnectionChanged, NodeEvent
+from reload_core.node.events import ConnectionChanged, NodeEvent, StateChanged
 from reload_core.node.requests import Answer, IncomingRequest, Outcome
 from reload_core.wire.codes import ErrorCode, MessageCode, OverlayLinkType
 from reload_core.wire.link_methods import AppAttachAns, AppAttachReq, AttachAns, AttachReq, IceCandidate
@@ -137,6 +140,9 @@ class _LinkWatcher:
 
     def link_suspect(self, link: Link, suspect: bool) -> None:
         self.node.link_suspect(link, suspect)
+
+    def link_idle(self, link: Link) -> None:
+        self.node.link_idle(link)
 
     def link_closed(self, link: Link, reason: CloseReason) -> None:
         peer = self.manager._dialing.get(link)
@@ -649,15 +655,41 @@ def install_ice(
     *,
     ice_config: IceConfig | None = None,
     link_config: LinkConfig | None = None,
+    attach: bool = True,
 ) -> IceAttachManager:
     """Make ``node`` (built, not started) Attach with ICE and answer AppAttach; returns the
-    manager (also ``node.attach``). ``credentials``/``trust`` are the node's TLS ones."""
+    manager (also ``node.attach``). ``credentials``/``trust`` are the node's TLS ones.
+
+    With ``attach`` false the node keeps its No-ICE Attach (a TLS-only overlay) and gets
+    AppAttach only: an AppAttach connection always runs ICE (§6.5.2 carries ICE
+    parameters whatever the overlay's links are), so SIP can reach a node of any overlay
+    (RFC 7904 §5.1). Such a node serves no STUN and asks the bootstrap nodes for none
+    (No-ICE nodes answer no STUN, §6.5.1.11); the manager closes with the node.
+    """
     manager = IceAttachManager(node, credentials, trust, ice_config=ice_config, link_config=link_config)
-    node.attach = manager
-    node.register_handler(MessageCode.attach_req, manager.handle_request)
+    _MANAGERS[node] = manager
     node.register_handler(MessageCode.app_attach_req, manager.handle_app_attach)
-    node.add_listener(manager._node_event)
+    if attach:
+        node.attach = manager
+        node.register_handler(MessageCode.attach_req, manager.handle_request)
+        node.add_listener(manager._node_event)
+        return manager
+    manager.stun_servers = StunServerList(fixed=list(manager.ice_config.stun_servers))
+
+    def close_with_node(event: NodeEvent) -> None:
+        if isinstance(event, StateChanged) and event.state == "closed":
+            manager.close()
+
+    node.add_listener(close_with_node)
     return manager
+
+
+_MANAGERS: weakref.WeakKeyDictionary[Node, IceAttachManager] = weakref.WeakKeyDictionary()
+
+
+def app_attach_manager(node: Node) -> IceAttachManager | None:
+    """The manager :func:`install_ice` gave ``node`` (for AppAttach), or None."""
+    return _MANAGERS.get(node)
 
 
 ICE_LINK_PROTOCOL = "DTLS-UDP-SR"
@@ -678,6 +710,7 @@ __all__ = [
     "AppAcceptor",
     "AppAttachError",
     "IceAttachManager",
+    "app_attach_manager",
     "install_ice",
     "offers_ice",
     "uses_ice",
