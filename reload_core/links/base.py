@@ -8,8 +8,9 @@ runs over sockets and over in-memory links on a virtual clock:
 - it dials with a :class:`Connector` and accepts through a :class:`LinkListener`;
 - it hands whole RELOAD messages to :meth:`Link.send`;
 - it hears back through its :class:`LinkHandler`: link opened, message received, a
-  message too large to accept (§6.6), the link suspected or recovered, link closed
-  with a :class:`CloseReason` ("fast failure signalling", §6.6).
+  message too large to accept (§6.6), the link suspected or recovered, the link idle
+  (time for a keepalive message), link closed with a :class:`CloseReason` ("fast
+  failure signalling", §6.6).
 
 Time comes from a :class:`Clock`: :class:`AsyncioClock` over the running loop, or
 :class:`VirtualClock`, which only moves when a test or the simulator advances it.
@@ -228,6 +229,12 @@ class LinkHandler(Protocol):
     def link_suspect(self, link: Link, suspect: bool) -> None:
         """True: data has gone unacknowledged for an RTO, so the link has likely failed and
         should leave the routing table (§6.6, §6.6.3.1, §6.6.5). False: acks resumed."""
+
+    def link_idle(self, link: Link) -> None:
+        """Nothing has been sent on the link for its keepalive interval: send a message on
+        it (the node sends a Ping, §6.5.3), whose ack measures the link's RTT (§6.6.5) and
+        whose missing ack would expose a dead peer. Links never send empty frames of their
+        own. A handler without this method gets no keepalives."""
 
     def link_closed(self, link: Link, reason: CloseReason) -> None:
         """The link is gone (``reason.failed`` unless we closed it). Called once, also for

@@ -16,13 +16,16 @@ then collect :meth:`~FramingConnection.data_to_send` and
   retransmission after the RTO with doubling and a new sequence number, at most 5
   transmissions, then failure.
 
-Keepalives: an idle link sends a data frame with an empty ``message``. The grammar
-allows it (``opaque message<0..2^24-1>``), §6.6.2 makes the receiver ack it like any
-data frame, so it measures RTT and exposes a dead peer exactly as real traffic would,
-and it touches nothing above the link: the receiver acks it and delivers nothing (an
-empty message cannot be a RELOAD message). A Ping (§6.5.3) would do the same job one
-layer up but needs routing, signing and a transaction for every probe. An unsolicited
-ack frame would not do: acks are not acked, so its loss would go unnoticed.
+Keepalives: when a link has sent no data frame for ``keepalive_interval`` the core emits
+:class:`LinkIdle`, and the link asks its handler to send something
+(:meth:`~reload_core.links.base.LinkHandler.link_idle`): the node sends its neighbour a
+Ping (§6.5.3). The framing header acks that message like any other, so it measures the
+link's RTT (§6.6.5) and exposes a dead peer exactly as real traffic would, and every data
+frame on the wire carries a RELOAD message. (An empty ``message`` would be legal in the
+grammar, ``opaque message<0..2^24-1>``, but it is no RELOAD message: Wireshark's dissector
+marks what follows it malformed, and another implementation may take it for a parse error
+and drop the link.) An unsolicited ack frame would not do: acks are not acked, so its loss
+would go unnoticed.
 
 :class:`FramedLink` is the glue every concrete link (TLS, in-memory, DTLS) shares: it
 drives the core with a :class:`~reload_core.links.base.Clock` and tells the handler.
@@ -81,8 +84,8 @@ class LinkConfig:
     ``failure_timeout``: how long a data frame may stay unacknowledged on a stream link
     before the link is declared failed and closed; §6.6.5 RECOMMENDS keeping the
     connection 30 s before concluding a permanent failure (the RTO already made it
-    suspect). ``keepalive_interval``: send an empty data frame after this long without
-    sending data (None: never). ``initial_rto``/``min_rto``/``max_rto``: RFC 6298 (2.1),
+    suspect). ``keepalive_interval``: report the link idle (:class:`LinkIdle`) after this
+    long without sending data, so that its user sends a message on it (None: never). ``initial_rto``/``min_rto``/``max_rto``: RFC 6298 (2.1),
     (2.4), (2.5); §6.6.5 asks for RFC 6298 §2 as is; on SR links §6.6.3.1 asks that the RTO
     be rounded to the millisecond rather than up to a second, and MAY be smaller on LANs,
     so lower ``min_rto`` there. ``max_transmissions`` and ``ack_spacing`` are §6.6.3.1's
@@ -223,6 +226,13 @@ class LinkFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkIdle:
+    """Nothing has been sent for ``keepalive_interval``: the link's user should send a
+    message on it (a Ping, §6.5.3) so that its acks keep measuring the link (§6.6.5). If
+    nothing is sent, the next one comes an interval later."""
+
+
+@dataclass(frozen=True, slots=True)
 class MessageAcknowledged:
     """Datagram mode: the stop-and-wait sender saw an ack for a message (any of its
     transmissions). ``transmissions`` counts how often it was sent."""
@@ -231,7 +241,9 @@ class MessageAcknowledged:
     transmissions: int
 
 
-FramingEvent = MessageReceived | MessageTooLarge | SuspectChanged | LinkFailed | MessageAcknowledged
+FramingEvent = (
+    MessageReceived | MessageTooLarge | SuspectChanged | LinkFailed | MessageAcknowledged | LinkIdle
+)
 
 
 # ---------------------------------------------------------------- parsing
@@ -573,7 +585,8 @@ class FramingConnection:
         self.suspect = False
         self.failed = False
         self.discarded_datagrams = 0
-        self.keepalives_sent = 0
+        self.idle_events = 0
+        """How often the link was reported idle (:class:`LinkIdle`)."""
 
     # -- inputs
 
@@ -666,8 +679,10 @@ class FramingConnection:
             self._emit_all(frames)
         keepalive = self._keepalive_due()
         if keepalive is not None and now >= keepalive:
-            self.keepalives_sent += 1
-            self.send(b"", now)
+            # Due again an interval from now, unless the user sends (it should) before.
+            self._last_data_sent = now
+            self.idle_events += 1
+            self._events.append(LinkIdle())
 
     # -- outputs
 
@@ -900,6 +915,10 @@ class FramedLink(Link):
                 self._notify("message_too_large", self, event.header, event.length)
         elif isinstance(event, SuspectChanged):
             self._notify("link_suspect", self, event.suspect)
+        elif isinstance(event, LinkIdle):
+            # Optional for handlers: one without it just gets no keepalives.
+            if getattr(self._handler, "link_idle", None) is not None:
+                self._notify("link_idle", self)
         elif isinstance(event, LinkFailed):
             # Flush what the handler queued (e.g. Error_Message_Too_Large) before closing.
             assert self._framing is not None
@@ -939,6 +958,7 @@ __all__ = [
     "FramingEvent",
     "LinkConfig",
     "LinkFailed",
+    "LinkIdle",
     "MessageAcknowledged",
     "MessageReceived",
     "MessageTooLarge",

@@ -174,7 +174,7 @@ class MemoryNetwork:
         self._next_link_id = 0
         # Traffic counters over every link of the network, for simulations' figures.
         self.frames_sent = 0
-        self.messages_sent = 0  # data frames with a message in them (not keepalives)
+        self.messages_sent = 0  # data frames with a message in them (keepalive Pings too)
 
     def endpoint(
         self,

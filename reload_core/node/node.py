@@ -68,6 +68,7 @@ from reload_core.node.events import (
     StateChanged,
 )
 from reload_core.node.forwarding import Deliver, Drop, Forward, Reject, decide, is_wildcard, originator
+from reload_core.node.keepalive import keepalive_ping
 from reload_core.node.limits import RateLimiter
 from reload_core.node.logs import LogLimiter, NodeLogger
 from reload_core.node.methods import register_builtin_methods
@@ -195,6 +196,8 @@ class Node:
         self._state = "idle"
         self._join_waiter: asyncio.Future[None] | None = None
         self._join_link: Link | None = None
+        self.keepalives_sent = 0
+        """Keepalive Pings sent on idle links (:meth:`link_idle`)."""
         self.topology = ChordTopology(
             NodeId.from_bytes(signer.node_id),
             now=self._clock.time(),
@@ -702,6 +705,15 @@ class Node:
             return
         # §6.6: take a likely failed link out of the Routing Table at once (§10.7.1).
         link.close()
+
+    def link_idle(self, link: Link) -> None:
+        """Keep an idle link measured with a Ping to its neighbour (see :mod:`.keepalive`)."""
+        node = link.remote_node_id
+        if node is None or self._closed:
+            return
+        tid = self._transactions.new_transaction_id(self._rng)
+        if self._send_on(link, keepalive_ping(self._settings, self._signer, tid, node)):
+            self.keepalives_sent += 1
 
     def message_too_large(self, link: Link, header: ForwardingHeader, length: int) -> None:
         previous = link.remote_node_id

@@ -102,7 +102,8 @@ class SimReport:
     the Ping was sent or when it was answered) answers it. Hops are links crossed (the
     answer's Via List + 1); latency is simulated time. ``data_lost`` counts stored values
     that no fetch found at the end. ``messages_per_node_per_s`` counts RELOAD messages
-    put on links (each hop once, keepalives not) during the workload, per live peer;
+    put on links (each hop once; with ``keepalive``, the keepalive Pings and their answers
+    too) during the workload, per live peer;
     ``peak_rss_mb`` is the process's peak resident memory; ``errors`` counts exceptions
     that escaped a callback and errors that the node code logged."""
 

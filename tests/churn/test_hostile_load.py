@@ -99,7 +99,9 @@ class Victim:
 
 
 async def response(link: RawLink, timeout: float) -> Message:
-    """The next message on ``link``, skipping keepalives (empty data frames, §6.6.2)."""
+    """The next message on ``link`` (an empty data frame, which another implementation
+    might send, is skipped; the victim's own keepalives are Pings, skipped by the caller's
+    transaction check)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

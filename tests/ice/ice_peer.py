@@ -234,7 +234,6 @@ async def main() -> None:
                 report.update(
                     messages_sent=link.messages_sent,
                     data_frames_sent=link.data_frames_sent,
-                    keepalives=link.framing.keepalives_sent if link.framing else 0,
                     open=link.is_open,
                     closed=str(link.close_reason) if link.close_reason else None,
                     rto=link.rto,

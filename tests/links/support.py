@@ -33,6 +33,10 @@ class Recorder:
     too_large: list[tuple[Link, ForwardingHeader, int]] = field(default_factory=list)
     suspects: list[tuple[Link, bool]] = field(default_factory=list)
     closed: list[tuple[Link, CloseReason]] = field(default_factory=list)
+    idle: list[Link] = field(default_factory=list)
+    keepalives: list[Link] = field(default_factory=list)
+    keepalive: bool = True
+    """Answer ``link_idle`` with :data:`KEEPALIVE`, as the node answers it with a Ping."""
     on_message: Callable[[Link, bytes], None] | None = None
     on_too_large: Callable[[Link, ForwardingHeader, int], None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -45,6 +49,10 @@ class Recorder:
         self._poke()
 
     def message_received(self, link: Link, message: bytes) -> None:
+        if message == KEEPALIVE:
+            self.keepalives.append(link)
+            self._poke()
+            return
         self.messages.append((link, message))
         if self.on_message is not None:
             self.on_message(link, message)
@@ -58,6 +66,12 @@ class Recorder:
 
     def link_suspect(self, link: Link, suspect: bool) -> None:
         self.suspects.append((link, suspect))
+        self._poke()
+
+    def link_idle(self, link: Link) -> None:
+        self.idle.append(link)
+        if self.keepalive:
+            link.send(KEEPALIVE)
         self._poke()
 
     def link_closed(self, link: Link, reason: CloseReason) -> None:
@@ -111,3 +125,7 @@ def make_message(size: int, transaction_id: int = 1, *, overlay: str = OVERLAY) 
     message = build(size - base)
     assert len(message) == size
     return message
+
+
+KEEPALIVE = make_message(400, transaction_id=0x6B65_6570_616C_6976)
+"""What a :class:`Recorder` sends on an idle link: a RELOAD message, never an empty frame."""

@@ -11,6 +11,7 @@ from reload_core.links.framing import (
     FramingConnection,
     LinkConfig,
     LinkFailed,
+    LinkIdle,
     MessageReceived,
     MessageTooLarge,
     RtoEstimator,
@@ -203,7 +204,7 @@ def test_unacked_data_makes_the_link_suspect_at_rto_then_failed() -> None:
     assert events(a) == [SuspectChanged(True)]
     assert a.get_timer() == pytest.approx(2.5)  # keepalive due: idle since 0.5
     a.handle_timer(2.5)
-    assert a.keepalives_sent == 1
+    assert events(a) == [LinkIdle()] and a.idle_events == 1
     assert a.get_timer() == pytest.approx(3.5)  # failure_timeout after the oldest frame
     a.handle_timer(3.5)
     [failed] = events(a)
@@ -234,17 +235,46 @@ def test_an_ack_covers_everything_before_it_on_a_stream() -> None:
     assert a.get_timer() == pytest.approx(2.0)  # only the keepalive remains
 
 
-def test_keepalive_is_an_empty_data_frame_acked_but_not_delivered() -> None:
+def test_an_idle_link_asks_for_a_keepalive_and_sends_no_empty_frame() -> None:
+    """§6.6.5: the link's user sends a real message (the node's Ping) when told the link is
+    idle; the core itself puts nothing on the wire, and the message's ack gives the RTT."""
     a, b = pair()
     assert a.get_timer() == pytest.approx(2.0)
     a.handle_timer(2.0)
+    assert events(a) == [LinkIdle()]
+    assert a.data_to_send() == []
+    assert a.get_timer() == pytest.approx(4.0)  # told again an interval later if nothing is sent
+    probe = make_message(400, 77)
+    a.send(probe, 2.0)
     [wire] = a.data_to_send()
-    assert decode_framed_message(Reader(wire)) == DataFrame(0, b"")
+    assert decode_framed_message(Reader(wire)) == DataFrame(0, probe)
     b.receive(wire, 2.01)
-    assert events(b) == []
+    assert events(b) == [MessageReceived(probe)]
     pump(b, a, 2.02)
     assert a.rtt == pytest.approx(0.02)
     assert a.get_timer() == pytest.approx(4.0)
+    a.handle_timer(4.0)
+    assert events(a) == [LinkIdle()] and a.idle_events == 2
+
+
+def test_an_empty_data_frame_from_a_peer_is_acked_but_not_delivered() -> None:
+    """Robustness: another implementation's empty message (legal in the §6.6.2 grammar)
+    is acked and dropped, not taken for a RELOAD message."""
+    _, b = pair()
+    b.receive(DataFrame(0, b"").to_bytes(), 1.0)
+    assert events(b) == []
+    [ack] = b.data_to_send()
+    assert decode_framed_message(Reader(ack)) == AckFrame(0, 0)
+
+
+def test_no_idle_event_while_the_stop_and_wait_sender_is_busy() -> None:
+    conn = FramingConnection(CFG, stream=False, now=0.0)
+    conn.send(make_message(400), 0.0)
+    conn.data_to_send()
+    for t in (1.0, 3.0):  # retransmissions, never an idle report
+        conn.handle_timer(t)
+    assert all(not isinstance(e, LinkIdle) for e in events(conn))
+    assert conn.idle_events == 0
 
 
 def test_garbage_fails_the_stream_and_too_large_is_reported_then_fails() -> None:
