@@ -20,6 +20,7 @@ import aiohttp
 
 from reload_core.config.document import MEDIA_TYPE, ConfigError, ConfigErrorReason, OverlayConfiguration
 from reload_core.config.processing import AcceptedConfiguration, accept_configuration
+from reload_core.security.keylog import log_keys
 
 WELL_KNOWN_PATH = "/.well-known/reload-config"
 DEFAULT_MAX_DOCUMENT_SIZE = 1 << 20
@@ -53,11 +54,12 @@ async def download_configuration(
     max_size: int = DEFAULT_MAX_DOCUMENT_SIZE,
 ) -> bytes:
     """GET the document at ``url`` (HTTPS only) and return its body, checking the status
-    and the media type. ``ssl`` or ``cafile`` replace the system's trust store."""
+    and the media type. ``ssl`` or ``cafile`` replace the system's trust store. With
+    ``SSLKEYLOGFILE`` set, the connection's secrets are appended to that file."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise _fetch_error(f"{url!r} is not an https: URL (§11.2)")
-    context = ssl if ssl is not None else _ssl.create_default_context(cafile=cafile)
+    context = log_keys(ssl if ssl is not None else _ssl.create_default_context(cafile=cafile))
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     try:
         async with (

@@ -16,6 +16,7 @@ from cryptography import x509
 from yarl import URL
 
 from reload_core.enrollment.errors import EnrollmentError, EnrollmentToken
+from reload_core.security.keylog import log_keys
 
 CERT_MEDIA_TYPE = "application/pkix-cert"
 CSR_MEDIA_TYPE = "application/pkcs10"
@@ -25,6 +26,19 @@ MAX_RESPONSE_SIZE = 64 * 1024
 def _text_part(writer: aiohttp.MultipartWriter, name: str, value: str) -> None:
     part = writer.append(value.encode("utf-8"), {"Content-Type": "text/plain; charset=utf-8"})
     part.set_content_disposition("form-data", name=name)
+
+
+def _context(ssl: _ssl.SSLContext | bool) -> _ssl.SSLContext:
+    """The SSLContext for ``enroll``'s ``ssl`` argument, logging its secrets when
+    ``SSLKEYLOGFILE`` is set (:mod:`reload_core.security.keylog`)."""
+    if isinstance(ssl, _ssl.SSLContext):
+        return log_keys(ssl)
+    if ssl:
+        return log_keys(_ssl.create_default_context())
+    context = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = _ssl.CERT_NONE
+    return log_keys(context)
 
 
 async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -73,6 +87,7 @@ async def enroll(
     csr_part.set_content_disposition("form-data", name="csr")
 
     client_timeout = aiohttp.ClientTimeout(total=timeout)
+    context = _context(ssl)
     try:
         async with (
             aiohttp.ClientSession(timeout=client_timeout) as session,
@@ -80,7 +95,7 @@ async def enroll(
                 url,
                 data=form,
                 headers={"Accept": CERT_MEDIA_TYPE},
-                ssl=ssl,
+                ssl=context,
                 server_hostname=server_name,
                 allow_redirects=False,
             ) as resp,

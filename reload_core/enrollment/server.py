@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from reload_core.enrollment.errors import EnrollmentError, EnrollmentToken
 from reload_core.enrollment.users import DEFAULT_MAX_NODE_IDS, UserAccount, UsersFile, UsersFileError
 from reload_core.security.ca import NODE_VALIDITY, CsrError, OverlayCA, UserNameNotAllowed
+from reload_core.security.keylog import log_keys
 
 log = logging.getLogger(__name__)
 
@@ -249,11 +250,12 @@ def make_app(
 
 
 def server_ssl_context(certfile: str, keyfile: str) -> ssl.SSLContext:
-    """TLS 1.2+ server context with the HTTPS certificate the overlay CA issued."""
+    """TLS 1.2+ server context with the HTTPS certificate the overlay CA issued; with
+    ``SSLKEYLOGFILE`` set, its connections' secrets are appended to that file."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile, keyfile)
-    return ctx
+    return log_keys(ctx)
 
 
 class EnrollmentServer:

@@ -114,7 +114,8 @@ class DatagramChannel(Protocol):
 
 def dtls_context(credentials: TlsCredentials, *, keylog_file: str | None = None) -> SSL.Context:
     """A DTLS 1.2 context for both roles, with :mod:`~reload_core.links.tls`'s verification
-    hook (the connection's app data decides on the peer's certificate)."""
+    hook (the connection's app data decides on the peer's certificate). Secrets go to
+    ``keylog_file``, by default to ``$SSLKEYLOGFILE`` if set."""
     ctx = make_context(
         credentials,
         method=SSL.DTLS_METHOD,

@@ -66,6 +66,7 @@ from reload_core.security.certificates import (
     check_self_signed,
     validate_chain,
 )
+from reload_core.security.keylog import keylog_file as resolve_keylog_file
 from reload_core.wire.addresses import IpAddressPort
 from reload_core.wire.codes import OverlayLinkType
 from reload_core.wire.context import WireContext
@@ -153,7 +154,9 @@ def make_context(
     keylog_file: str | os.PathLike[str] | None = None,
 ) -> SSL.Context:
     """A context for both roles of mutually authenticated links. Connections must carry a
-    :class:`TlsLink`-like object as app data whose ``_verify_certificate`` decides."""
+    :class:`TlsLink`-like object as app data whose ``_verify_certificate`` decides.
+    Secrets go to ``keylog_file``, or by default to ``$SSLKEYLOGFILE`` if set
+    (:mod:`reload_core.security.keylog`)."""
     ctx = SSL.Context(method)
     ctx.set_min_proto_version(min_version)
     if max_version is not None:
@@ -169,8 +172,9 @@ def make_context(
     ctx.use_privatekey(credentials.private_key)
     ctx.check_privatekey()
     ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verify_callback)
-    if keylog_file is not None:
-        ctx.set_keylog_callback(_keylog_writer(Path(keylog_file)))
+    keylog = resolve_keylog_file(keylog_file)
+    if keylog is not None:
+        ctx.set_keylog_callback(_keylog_writer(Path(keylog)))
     return ctx
 
 
@@ -596,7 +600,8 @@ class TlsEndpoint:
     """Our node's TLS/TCP links: dial with :meth:`connect`, accept with :meth:`listen`.
 
     ``keylog_file`` appends the session keys in SSLKEYLOGFILE format (for tshark; it
-    lets anyone with the file decrypt the captures, so leave it off in production).
+    lets anyone with the file decrypt the captures, so leave it off in production); by
+    default the ``SSLKEYLOGFILE`` environment variable names the file, if set.
     ``wall_clock`` gives the time certificates are checked at.
     """
 

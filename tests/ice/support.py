@@ -34,6 +34,9 @@ class Recorder:
     messages: list[tuple[Link, bytes]] = field(default_factory=list)
     suspects: list[tuple[Link, bool]] = field(default_factory=list)
     closed: list[tuple[Link, CloseReason]] = field(default_factory=list)
+    keepalive: bytes | None = None
+    """If set, sent on a link reported idle (``link_idle``), as the node sends a Ping."""
+    idle: list[Link] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def link_opened(self, link: Link) -> None:
@@ -49,6 +52,12 @@ class Recorder:
 
     def link_suspect(self, link: Link, suspect: bool) -> None:
         self.suspects.append((link, suspect))
+        self._changed.set()
+
+    def link_idle(self, link: Link) -> None:
+        self.idle.append(link)
+        if self.keepalive is not None:
+            link.send(self.keepalive)
         self._changed.set()
 
     def link_closed(self, link: Link, reason: CloseReason) -> None:

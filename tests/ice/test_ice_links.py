@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aioice import Candidate, stun
@@ -428,6 +429,37 @@ async def test_sr_retransmits_lost_frames_in_order(pki: TestPki, closer: Closer)
     assert retransmissions >= ca.dropped > 0
     assert len(received) - count <= cb.dropped
     assert la.is_open and lb.is_open
+
+
+async def test_idle_dtls_link_keepalives_are_messages_never_empty_frames(
+    pki: TestPki, closer: Closer
+) -> None:
+    """§6.6.4 over SR: an idle link asks its handler for a keepalive message; the link
+    itself sends no empty data frame, and the keepalive is acked like any message."""
+    config = LinkConfig(initial_rto=0.05, min_rto=0.05, max_rto=1.0, keepalive_interval=0.05)
+    p = await _memory_pair(pki, closer, config)
+    probe = make_message(300, transaction_id=0xA11CE)
+    p.ra.keepalive = probe
+    await p.rb.wait(lambda: p.rb.payloads().count(probe) >= 3, timeout=10)
+    await asyncio.wait_for(p.la.wait_sent(), 10)
+    assert p.la.framing is not None and p.la.framing.idle_events >= 3
+    # Every data frame a sent was one of its messages: nothing lost, nothing empty.
+    assert p.la.data_frames_sent == p.la.messages_sent >= 3
+    assert p.rb.idle and p.lb.data_frames_sent == p.lb.messages_sent == 0  # b's handler sent none
+    assert p.la.rtt is not None and p.la.is_open and not p.la.suspect
+
+
+async def test_dtls_links_log_their_secrets_to_sslkeylogfile(
+    pki: TestPki, closer: Closer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keys))
+    p = await _memory_pair(pki, closer)
+    p.la.send(make_message(300))
+    await p.rb.wait(lambda: p.rb.messages)
+    lines = keys.read_bytes().splitlines()
+    # DTLS 1.2: one master secret per association, written by each end.
+    assert len(lines) == 2 and lines[0] == lines[1] and lines[0].startswith(b"CLIENT_RANDOM ")
 
 
 async def test_silent_peer_fails_after_five_transmissions(pki: TestPki, closer: Closer) -> None:

@@ -299,6 +299,38 @@ async def test_tls12_and_key_log_file(pki: Pki, endpoint: MakeEndpoint, tmp_path
     assert b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keylog.read_bytes()  # TLS 1.3 by default
 
 
+async def test_sslkeylogfile_names_the_key_log_by_default(
+    pki: Pki, endpoint: MakeEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As curl and Python's ssl do: ``SSLKEYLOGFILE`` set, both ends log their secrets."""
+    keylog = tmp_path / "env-keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    a, b = pki.node(), pki.node()
+    ea, _ = endpoint(a, pki.trust())
+    eb, rb = endpoint(b, pki.trust())
+    listener = await eb.listen()
+    await ea.open_link(listener.address, b.node_id)
+    await rb.wait(lambda: rb.opened)  # the server's handshake is done too
+    labels = [line.split()[0] for line in keylog.read_bytes().splitlines()]
+    # TLS 1.3: five secrets per connection, written once by each end.
+    assert sorted(set(labels)) == [
+        b"CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        b"CLIENT_TRAFFIC_SECRET_0",
+        b"EXPORTER_SECRET",
+        b"SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        b"SERVER_TRAFFIC_SECRET_0",
+    ]
+    assert all(labels.count(label) == 2 for label in labels)
+    monkeypatch.delenv("SSLKEYLOGFILE")
+    keylog.unlink()
+    c, d = pki.node(), pki.node()
+    ec_, _ = endpoint(c, pki.trust())
+    ed, _rd = endpoint(d, pki.trust())
+    quiet = await ed.listen()
+    await ec_.open_link(quiet.address, d.node_id)
+    assert not keylog.exists()  # without the variable nothing is written
+
+
 async def test_handshake_timeouts(pki: Pki, endpoint: MakeEndpoint) -> None:
     quick = LinkConfig(handshake_timeout=0.3)
     silent_peers: list[asyncio.StreamWriter] = []
