@@ -17,12 +17,17 @@ SignerIdentity designates, §6.3.4) whether a value may be written at a Resource
 Resource names also have to be acceptable names: for SIP-REGISTRATION the AOR (the user
 name, RFC 7904 §2) must be in a domain the overlay admits (RFC 7904 §3.3, §3.4); see
 :meth:`AccessPolicy.from_configuration`.
+
+A usage may add conditions of its own for its Kind (:data:`StoreRule`, installed with
+:meth:`AccessPolicy.with_rule`): the SIP Usage's, for one, checks RFC 7904 §3.3 in full
+and says which rule a refused Store broke (:mod:`reload_core.usages.sip.access`). The
+storage layer knows nothing of what a rule checks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reload_core.config.document import AccessControl, OverlayConfiguration
 from reload_core.ids import ID_BITS, resource_id
@@ -69,6 +74,13 @@ def node_multiple_match(resource: bytes, node_id: bytes, max_i: int, bits: int =
 NameCheck = Callable[[int, str], bool]
 """Whether a user name is an acceptable resource name for a Kind (Kind-ID, user name)."""
 
+StoreRule = Callable[[Kind, bytes, StoredDataValue, SignedBy], None]
+"""A Kind's own condition on writing ``value`` at a Resource-ID, checked before its access
+control policy: raises a :class:`~reload_core.storage.errors.StorageError` (as a rule,
+``Error_Forbidden`` with the reason) to refuse. Called with the Kind, the Resource-ID,
+the value and who signed it (the value's signer, and for an original Store the
+request's signer too, as the policy is)."""
+
 
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
@@ -76,6 +88,8 @@ class AccessPolicy:
 
     bits: int = ID_BITS
     name_check: NameCheck | None = None
+    rules: tuple[tuple[int, StoreRule], ...] = ()
+    """(Kind-ID, rule) pairs: the usages' rules for their Kinds, see :meth:`with_rule`."""
 
     @classmethod
     def from_configuration(cls, config: OverlayConfiguration) -> AccessPolicy:
@@ -88,9 +102,22 @@ class AccessPolicy:
 
         return cls(config.node_id_length * 8, name_check)
 
+    def with_rule(self, kind_id: int, rule: StoreRule) -> AccessPolicy:
+        """This policy with ``rule`` checked for Kind ``kind_id`` too (replacing any rule
+        given for that Kind before)."""
+        kept = tuple((k, r) for k, r in self.rules if k != int(kind_id))
+        return replace(self, rules=(*kept, (int(kind_id), rule)))
+
+    def rule_for(self, kind_id: int) -> StoreRule | None:
+        return next((r for k, r in self.rules if k == int(kind_id)), None)
+
     def check(self, kind: Kind, resource: bytes, value: StoredDataValue, signer: SignedBy) -> None:
         """Raise ``Error_Forbidden`` unless ``signer`` may write ``value`` of ``kind`` at
-        ``resource`` (§7.3; both for a value's signer and an original StoreReq's, §7.3)."""
+        ``resource`` (§7.3; both for a value's signer and an original StoreReq's, §7.3).
+        The Kind's :data:`StoreRule`, if any, is checked first."""
+        rule = self.rule_for(kind.kind_id)
+        if rule is not None:
+            rule(kind, resource, value, signer)
         policy = kind.access_control
         if signer.node_id not in signer.certificate.node_ids:
             raise forbidden(f"Node-ID {signer.node_id.hex()} is not in the signer's certificate")
@@ -135,6 +162,7 @@ __all__ = [
     "AccessPolicy",
     "NameCheck",
     "SignedBy",
+    "StoreRule",
     "node_match",
     "node_multiple_match",
     "user_match",

@@ -116,7 +116,10 @@ class Storage:
         peer: bool = True,
         quota: Quota | None = None,
         refresh_interval: float | None = None,
+        access: AccessPolicy | None = None,
     ) -> Storage:
+        """Storage for the overlay ``config`` describes; ``access`` replaces
+        :meth:`AccessPolicy.from_configuration` (e.g. with a usage's rules added)."""
         kinds = KindRegistry.from_configuration(config)
         if not peer:
             return cls.for_client(node, resolve, kinds)
@@ -124,7 +127,7 @@ class Storage:
             node,
             resolve,
             kinds,
-            access=AccessPolicy.from_configuration(config),
+            access=access or AccessPolicy.from_configuration(config),
             quota=quota,
             refresh_interval=refresh_interval,
         )
