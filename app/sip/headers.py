@@ -155,8 +155,8 @@ def split_list(value: str) -> list[str]:
 def _check_value(name: str, value: str) -> None:
     if not _HEADER_NAME_RE.fullmatch(name):
         raise LocalProtocolError(f"header name {name!r} is not a token")
-    if "\r" in value or "\n" in value or "\x00" in value:
-        raise LocalProtocolError(f"header {name} value contains CR, LF or NUL")
+    if "\r" in value or "\n" in value:
+        raise LocalProtocolError(f"header {name} value contains CR or LF")
 
 
 class Headers:
@@ -445,9 +445,9 @@ class NameAddr(_HasParams):
         else:
             # addr-spec without <>: its URI cannot hold ';' parameters or ',' (§20.10).
             semi = rest.find(";")
-            uri_text, tail = (rest, "") if semi < 0 else (rest[:semi], rest[semi:])
-            if any(c in uri_text for c in " \t,"):
-                raise bad_header(header, "URI with spaces or commas must be in <>", text)
+            uri_text, tail = (rest, "") if semi < 0 else (rest[:semi].rstrip(" \t"), rest[semi:])
+            if any(c in uri_text for c in " \t,?"):
+                raise bad_header(header, "URI with spaces, ',' or '?' must be in <>", text)
         try:
             uri = parse_uri(uri_text)
         except RemoteProtocolError as exc:
@@ -546,7 +546,7 @@ def parse_expires(text: str) -> int:
 def parse_max_forwards(text: str) -> int:
     """Max-Forwards (§20.22): an integer 0-255."""
     m = _DIGITS_RE.fullmatch(text)
-    if m is None or len(m.group(1)) > 3 or int(m.group(1)) > 255:
+    if m is None or len(m.group(1)) > 10 or int(m.group(1)) > 255:
         raise bad_header("Max-Forwards", "not a number 0-255", text)
     return int(m.group(1))
 

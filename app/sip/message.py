@@ -40,7 +40,7 @@ from app.sip.headers import (
     parse_max_forwards,
     split_list,
 )
-from app.sip.uri import Uri, parse_uri
+from app.sip.uri import SipUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 #: RFC 3261 §18.1.1: above this size (path MTU unknown) a request must not go over UDP.
@@ -121,7 +121,8 @@ _VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
 _REQUEST_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) ([^ ]+) (SIP/[0-9]+\.[0-9]+)", re.IGNORECASE)
 _STATUS_LINE_RE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?", re.IGNORECASE)
 #: Control characters other than HTAB, CR, LF: not allowed anywhere in the headers (§25.1).
-_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: A quoted-pair may hold one (§25.1: "\\" %x00-09 / %x0B-0C / %x0E-7F), as RFC 4475 §3.1.1.2 has.
+_CTL_RE = re.compile(r"(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BARE_CR_LF_RE = re.compile(r"\r(?!\n)|(?<!\r)\n")
 _REASON_BAD_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -421,6 +422,8 @@ def _parse(data: bytes) -> SipMessage:
         uri = parse_uri(uri_text)
     except RemoteProtocolError as exc:
         raise _err(f"Bad Request-URI: {exc.reason} (line 1)") from None
+    if isinstance(uri, SipUri) and uri.headers:
+        raise _err("Bad Request-URI: headers not allowed in a Request-URI (§19.1.1) (line 1)")
     body = _validate(items, numbers, method, body)
     return SipRequest(method, uri, Headers._trusted(items), body, version)
 
