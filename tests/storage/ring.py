@@ -15,7 +15,7 @@ from reload_core.storage.placement import everything
 from reload_core.topology.config import ChordConfig
 from reload_core.wire.addresses import IpAddressPort
 
-from .support import OVERLAY, SelfSigned, TestCA, make_kinds
+from .support import OVERLAY, Identity, SelfSigned, TestCA, make_kinds
 
 
 def settings(kinds: KindRegistry, update_interval: float = 600.0, **overrides: object) -> NodeSettings:
@@ -67,7 +67,11 @@ class StorageRing:
         transport: Callable[[StorageRing, object], TransportFactory] | None = None,
         update_interval: float = 600.0,
         refresh_interval: float | None = None,
+        access: AccessPolicy | None = None,
+        prepare: Callable[[Node, Identity], None] | None = None,
     ) -> None:
+        """``access``: the storing peers' policy (default: the plain §7.3 one);
+        ``prepare(node, identity)``: called on each node built, before it starts."""
         self.ca = ca
         self.kinds = kinds or make_kinds()
         self.quota = quota
@@ -76,6 +80,8 @@ class StorageRing:
         self.transport = transport
         self.update_interval = update_interval
         self.refresh_interval = refresh_interval
+        self.access = access
+        self.prepare = prepare
         self.peers: list[Storage] = []
         self.all: list[Storage] = []
         self._host = 0
@@ -99,12 +105,14 @@ class StorageRing:
         node = Node(
             identity.signer, resolver, settings(self.kinds, self.update_interval), factory, clock=self.clock
         )
+        if self.prepare is not None:
+            self.prepare(node, identity)
         if peer:
             storage = Storage.for_peer(
                 node,
                 resolver,
                 self.kinds,
-                access=AccessPolicy(),
+                access=self.access or AccessPolicy(),
                 quota=self.quota,
                 refresh_interval=self.refresh_interval,
             )
