@@ -34,6 +34,7 @@ from reload_core.node.transport import LinkTransport, TlsTransport, TransportFac
 from reload_core.security.certificates import SelfSignedDigest
 from reload_core.security.signing import CertificateResolver, Signer
 from reload_core.storage.peer import Storage
+from reload_core.usages.sip.access import sip_access_policy
 from reload_core.wire.addresses import IpAddressPort
 
 
@@ -140,7 +141,10 @@ def build_node(
 ) -> Node:
     """A :class:`Node` of ``setup`` (not started). With ``storage``, it stores data for
     the overlay as a peer (RFC 6940 §7, §10.4): :meth:`Storage.of(node)
-    <reload_core.storage.Storage.of>` reaches it."""
+    <reload_core.storage.Storage.of>` reaches it. It can AppAttach in any overlay
+    (:func:`~reload_core.node.attach_ice.app_attach_manager` finds the manager), so the
+    SIP Usage can run on it (:meth:`SipUsage.for_node
+    <reload_core.usages.sip.usage.SipUsage.for_node>`)."""
     node = Node(
         setup.signer,
         setup.resolver,
@@ -151,8 +155,14 @@ def build_node(
     if uses_ice(setup.configuration):
         # Attach with ICE and DTLS/UDP links (RFC 6940 §6.5.1), answer AppAttach (§6.5.2).
         install_ice(node, setup.credentials, setup.trust)
+    else:
+        # No-ICE Attach, but AppAttach all the same: its connection runs ICE in every
+        # overlay (§6.5.2), and SIP reaches the node through it (RFC 7904 §5.1).
+        install_ice(node, setup.credentials, setup.trust, attach=False)
     if storage:
-        Storage.from_configuration(node, setup.resolver, setup.configuration)
+        # A storing peer checks SIP-REGISTRATION Stores as RFC 7904 §3.3 asks.
+        access = sip_access_policy(setup.configuration)
+        Storage.from_configuration(node, setup.resolver, setup.configuration, access=access)
     return node
 
 
