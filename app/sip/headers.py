@@ -358,6 +358,9 @@ class Via(_HasParams):
                 raise bad_header("Via", "bad port", text)
             port = int(port_text)
         params = parse_params(text[m.end() :], "Via")
+        for n, v in params:
+            if v is None and n.lower() in ("branch", "received", "maddr", "ttl"):
+                raise bad_header("Via", f"{n} without a value", text)
         via = cls(f"{name}/{version}", transport, host, port, params)
         rport = via.param("rport")
         if rport is not None and not (rport.isdigit() and len(rport) <= 5 and int(rport) <= 65535):
@@ -452,7 +455,10 @@ class NameAddr(_HasParams):
             uri = parse_uri(uri_text)
         except RemoteProtocolError as exc:
             raise RemoteProtocolError(400, f"Bad {header} header: {exc.reason}") from None
-        return cls(display, uri, parse_params(tail, header))
+        params = parse_params(tail, header)
+        if any(v is None and n.lower() == "tag" for n, v in params):
+            raise bad_header(header, "tag without a value", text)
+        return cls(display, uri, params)
 
     def __str__(self) -> str:
         if self.is_star:

@@ -124,13 +124,16 @@ _STATUS_LINE_RE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?", re.IG
 #: A quoted-pair may hold one (§25.1: "\\" %x00-09 / %x0B-0C / %x0E-7F), as RFC 4475 §3.1.1.2 has.
 _CTL_RE = re.compile(r"(?<!\\)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BARE_CR_LF_RE = re.compile(r"\r(?!\n)|(?<!\r)\n")
-_REASON_BAD_RE = re.compile(r"[\x00-\x1f\x7f]")
+_ANY_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Reason-Phrase (§25.1) allows SP and HTAB, no other control character.
+_REASON_BAD_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 #: Headers whose values the parser checks on every message (the ones the UA relies on).
 _CHECKED = frozenset(
     {"via", "from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type",
      "contact", "route", "record-route", "expires"}
 )  # fmt: skip
+_NAMES = {key: canonical_name(key) for key in _CHECKED}
 _REQUIRED_REQUEST = ("via", "from", "to", "call-id", "cseq", "max-forwards")
 _REQUIRED_RESPONSE = ("via", "from", "to", "call-id", "cseq")
 
@@ -291,13 +294,16 @@ def _split_head(data: bytes) -> tuple[int, int]:
 def _header_lines(text: str) -> tuple[str, list[tuple[str, str, str]], list[int]]:
     """The start line, the (name, value, key) triples with folded lines joined, and each
     header's line number (1 = start line)."""
-    bad = _CTL_RE.search(text)
-    if bad is not None:
-        at = text.count("\n", 0, bad.start()) + 1
-        raise _err(f"Control character 0x{ord(bad.group(0)):02x} in the headers (line {at})")
-    bad = _BARE_CR_LF_RE.search(text)
-    if bad is not None:
-        at = text.count("\n", 0, bad.start()) + 1
+    # Fast checks first (C speed); the regexes with look-behind only to say where.
+    if _ANY_CTL_RE.search(text) is not None:
+        bad = _CTL_RE.search(text)
+        if bad is not None:
+            at = text.count("\n", 0, bad.start()) + 1
+            raise _err(f"Control character 0x{ord(bad.group(0)):02x} in the headers (line {at})")
+    crlf = text.count("\r\n")
+    if text.count("\r") != crlf or text.count("\n") != crlf:
+        bad = _BARE_CR_LF_RE.search(text)
+        at = 1 if bad is None else text.count("\n", 0, bad.start()) + 1
         raise _err(f"Line not ended by CRLF (line {at})")
     lines = text.split("\r\n")
     items: list[tuple[str, str, str]] = []
@@ -341,7 +347,7 @@ def _validate(
             continue
         number = numbers[index]
         if key in SINGLE_HEADERS and key in seen:
-            raise _err(f"More than one {canonical_name(key)} header (lines {seen[key]} and {number})")
+            raise _err(f"More than one {_NAMES[key]} header (lines {seen[key]} and {number})")
         seen.setdefault(key, number)
         try:
             if key == "via":
@@ -351,9 +357,9 @@ def _validate(
                 for v in values:
                     Via.parse(v)
             elif key in ("from", "to"):
-                addr = NameAddr.parse(value, canonical_name(key))
+                addr = NameAddr.parse(value, _NAMES[key])
                 if addr.is_star:
-                    raise _err(f"Bad {canonical_name(key)} header: '*'")
+                    raise _err(f"Bad {_NAMES[key]} header: '*'")
             elif key == "call-id":
                 parse_call_id(value)
             elif key == "cseq":
@@ -369,21 +375,21 @@ def _validate(
             else:  # contact, route, record-route
                 values = split_list(value)
                 if not values:
-                    raise _err(f"Empty {canonical_name(key)} header")
+                    raise _err(f"Empty {_NAMES[key]} header")
                 for v in values:
-                    addr = NameAddr.parse(v, canonical_name(key))
+                    addr = NameAddr.parse(v, _NAMES[key])
                     if key == "contact":
                         contacts += 1
                         star_contact = star_contact or addr.is_star
                     elif addr.is_star:
-                        raise _err(f"Bad {canonical_name(key)} header: '*'")
+                        raise _err(f"Bad {_NAMES[key]} header: '*'")
         except RemoteProtocolError as exc:
             raise _with_line(exc, number) from None
     if star_contact and contacts > 1:
         raise _err("Contact '*' together with other contacts")
     for key in _REQUIRED_REQUEST if method is not None else _REQUIRED_RESPONSE:
         if key not in seen:
-            raise _err(f"Missing {canonical_name(key)} header")
+            raise _err(f"Missing {_NAMES[key]} header")
     if method is not None and cseq is not None and cseq.method != method:
         raise _err(f"CSeq method {cseq.method} does not match request method {method}")
     if length is not None:
@@ -408,8 +414,10 @@ def _parse(data: bytes) -> SipMessage:
         version, code, reason = m.group(1).upper(), int(m.group(2)), m.group(3) or ""
         if version != SIP_VERSION:
             raise _err(f"SIP version {version} not supported (line 1)", 505)
-        if code < 100:
-            raise _err("Status code below 100 (line 1)")
+        if not 100 <= code <= 699:
+            raise _err("Status code outside 100-699 (line 1)")
+        if _REASON_BAD_RE.search(reason):
+            raise _err("Control character in the reason phrase (line 1)")
         body = _validate(items, numbers, None, body)
         return SipResponse(code, reason, Headers._trusted(items), body, version)
     m = _REQUEST_LINE_RE.fullmatch(first)
@@ -484,7 +492,7 @@ def build_response(
 
 
 def _sanitize_reason(reason: str) -> str:
-    reason = _REASON_BAD_RE.sub("?", reason)
+    reason = re.sub(r"[\x00-\x1f\x7f]", "?", reason)
     return reason if len(reason) <= 120 else reason[:117] + "..."
 
 
@@ -541,7 +549,7 @@ def error_response_for(data: bytes, exc: RemoteProtocolError) -> bytes | None:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        if _CTL_RE.search(text) or "\r" in text or "\n" in text:
+        if "\r" in text or "\n" in text or (_ANY_CTL_RE.search(text) and _CTL_RE.search(text)):
             return None
         found.setdefault(key, []).append((raw, text))
     try:

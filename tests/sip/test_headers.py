@@ -124,6 +124,7 @@ def test_via() -> None:
         ("SIP/2.0/UDP host;;branch=x", "bad parameter"),
         ("SIP/2.0/UDP host;rport=abc", "bad rport"),
         ("SIP/2.0/UDP host;ttl=256", "bad ttl"),
+        ("SIP/2.0/UDP host;branch", "branch without a value"),
     ],
 )
 def test_bad_via(text: str, why: str) -> None:
@@ -169,6 +170,7 @@ def test_name_addr_forms() -> None:
         ("sip:a@b?x=y", "must be in <>"),
         ("< sip:a@b >", "no scheme"),
         ("<sip:a@b>;;tag=1", "bad parameter"),
+        ("<sip:a@b>;tag", "tag without a value"),
     ],
 )
 def test_bad_name_addr(text: str, why: str) -> None:
