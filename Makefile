@@ -10,7 +10,7 @@ run: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check .
-	.venv/bin/mypy --strict reload_core
+	.venv/bin/mypy --strict reload_core app/sip
 
 test: lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider
