@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "stat": "app.cli.storage_cmd",
     "find": "app.cli.storage_cmd",
     "sim": "app.cli.sim_cmd",
+    "sip": "app.cli.sip_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
