@@ -25,6 +25,7 @@ from app.sip.events import (
     UaEvent,
 )
 from app.sip.message import SipRequest, SipResponse
+from app.sip.sdp import StaticSdpSession
 from app.sip.ua import Transmit
 
 from .virtual_net import MemPeer, Node, VirtualNet, drop_first, drop_random
@@ -55,7 +56,9 @@ def statuses(net: VirtualNet, sender: str, method: str | None = None) -> list[in
 
 
 def call(net: VirtualNet, a: Node, *targets: Node) -> int:
-    return a.core.invite([net.target(a, t) for t in targets], a.session.offer_sync(), net.now, to="sip:bob@example.org")
+    return a.core.invite(
+        [net.target(a, t) for t in targets], a.session.offer_sync(), net.now, to="sip:bob@example.org"
+    )
 
 
 # --- basic calls -------------------------------------------------------------------------
@@ -124,7 +127,9 @@ def test_cancel_before_any_provisional_waits_for_one() -> None:
     assert one(a, CallEnded).status == 487
 
 
-@pytest.mark.parametrize(("status", "reason"), [(486, EndReason.REJECTED), (603, EndReason.REJECTED), (480, EndReason.REJECTED)])
+@pytest.mark.parametrize(
+    ("status", "reason"), [(486, EndReason.REJECTED), (603, EndReason.REJECTED), (480, EndReason.REJECTED)]
+)
 def test_reject(status: int, reason: EndReason) -> None:
     net = VirtualNet()
     a, b = net.add("alice"), net.add("bob")
@@ -220,7 +225,9 @@ def test_callee_hangup_before_ack_waits_for_it() -> None:
 def test_message_outside_a_dialog() -> None:
     net = VirtualNet()
     a, b = net.add("alice"), net.add("bob")
-    ref = a.core.request("MESSAGE", net.target(a, b), net.now, body="héllo".encode(), content_type="text/plain;charset=utf-8")
+    ref = a.core.request(
+        "MESSAGE", net.target(a, b), net.now, body="héllo".encode(), content_type="text/plain;charset=utf-8"
+    )
     net.run_until(has(a, RequestDone))
     done = one(a, RequestDone)
     assert (done.request, done.status) == (ref, 200)
@@ -232,7 +239,9 @@ def test_message_outside_a_dialog() -> None:
 def test_message_with_unsupported_type_gets_415() -> None:
     net = VirtualNet()
     a, b = net.add("alice"), net.add("bob")
-    a.core.request("MESSAGE", net.target(a, b), net.now, body=b"\x00", content_type="application/octet-stream")
+    a.core.request(
+        "MESSAGE", net.target(a, b), net.now, body=b"\x00", content_type="application/octet-stream"
+    )
     net.run_until(has(a, RequestDone))
     done = one(a, RequestDone)
     assert done.status == 415 and done.response.headers.get("Accept") == "text/plain"
@@ -260,7 +269,9 @@ def established(net: VirtualNet) -> tuple[Node, Node, int, int]:
 def test_info_and_message_in_a_dialog() -> None:
     net = VirtualNet()
     a, b, ref, bref = established(net)
-    a.core.send_in_dialog(ref, "INFO", net.now, body=b"Signal=5\r\nDuration=160\r\n", content_type="application/dtmf-relay")
+    a.core.send_in_dialog(
+        ref, "INFO", net.now, body=b"Signal=5\r\nDuration=160\r\n", content_type="application/dtmf-relay"
+    )
     a.core.send_in_dialog(ref, "MESSAGE", net.now, body=b"hi", content_type="text/plain")
     net.run_until(lambda: len(a.of(RequestDone)) == 2)
     assert [e.status for e in a.of(RequestDone)] == [200, 200]  # type: ignore[attr-defined]
@@ -272,7 +283,9 @@ def test_info_and_message_in_a_dialog() -> None:
 def test_info_with_unknown_package_gets_469() -> None:
     net = VirtualNet()
     a, b, ref, _ = established(net)
-    a.core.send_in_dialog(ref, "INFO", net.now, body=b"x", content_type="text/plain", headers=[("Info-Package", "foo")])
+    a.core.send_in_dialog(
+        ref, "INFO", net.now, body=b"x", content_type="text/plain", headers=[("Info-Package", "foo")]
+    )
     net.run_until(has(a, RequestDone))
     assert one(a, RequestDone).status == 469
     assert b.of(InfoReceived) == []
@@ -339,12 +352,16 @@ def test_blind_transfer_with_notify_sipfrag() -> None:
     req = one(b, TransferRequested)
     assert req.call == bref and req.refer_to == "sip:carol@example.org"
     assert req.referred_by == "<sip:alice@example.org>"
-    new = b.core.invite([net.target(b, c)], b.session.offer_sync(), net.now, to=req.refer_to, transfer=(bref, req.transfer))
+    new = b.core.invite(
+        [net.target(b, c)], b.session.offer_sync(), net.now, to=req.refer_to, transfer=(bref, req.transfer)
+    )
     net.run_until(lambda: any(isinstance(e, TransferProgress) and e.final for e in a.events))
     progress = [(e.status, e.final) for e in a.events if isinstance(e, TransferProgress)]
     assert progress == [(202, False), (100, False), (200, True)]
     assert all(e.transfer == transfer for e in a.events if isinstance(e, TransferProgress))
-    notifies = [m for who, m in net.sent if who == "bob" and isinstance(m, SipRequest) and m.method == "NOTIFY"]
+    notifies = [
+        m for who, m in net.sent if who == "bob" and isinstance(m, SipRequest) and m.method == "NOTIFY"
+    ]
     assert [n.body for n in notifies] == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
     assert notifies[0].headers.get("Event") == notifies[1].headers.get("Event")
     assert notifies[1].headers.get("Subscription-State") == "terminated;reason=noresource"
@@ -358,7 +375,12 @@ def test_transfer_target_busy_notifies_486() -> None:
     c = net.add("carol")
     a.core.refer(ref, "sip:carol@example.org", net.now)
     net.run_until(has(b, TransferRequested))
-    b.core.invite([net.target(b, c)], b.session.offer_sync(), net.now, transfer=(bref, one(b, TransferRequested).transfer))
+    b.core.invite(
+        [net.target(b, c)],
+        b.session.offer_sync(),
+        net.now,
+        transfer=(bref, one(b, TransferRequested).transfer),
+    )
     net.run_until(has(c, IncomingCall))
     c.core.reject(one(c, IncomingCall).call, 486, net.now)
     net.run_until(lambda: any(isinstance(e, TransferProgress) and e.final for e in a.events))
@@ -388,7 +410,11 @@ def test_fork_first_answer_wins_other_is_cancelled() -> None:
 
 def test_fork_late_2xx_is_acked_then_byed() -> None:
     net = VirtualNet()
-    a, b, c = net.add("alice"), net.add("bob", auto_answer=True), net.add("bob2", user="bob", auto_answer=True)
+    a, b, c = (
+        net.add("alice"),
+        net.add("bob", auto_answer=True),
+        net.add("bob2", user="bob", auto_answer=True),
+    )
     ref = call(net, a, b, c)
     net.run_until(lambda: has(b, CallEnded)() or has(c, CallEnded)())
     winner, loser = (b, c) if has(c, CallEnded)() else (c, b)
@@ -396,7 +422,11 @@ def test_fork_late_2xx_is_acked_then_byed() -> None:
     # The loser answered too: its 200 was ACKed, then BYEd (§13.2.2.4).
     assert one(loser, CallAnswered).call == one(loser, IncomingCall).call
     assert one(loser, CallEnded).reason is EndReason.REMOTE_HANGUP
-    to_loser = [m.method for who, m in net.sent if who == "alice" and isinstance(m, SipRequest) and m.uri.host == loser.address[0]]  # type: ignore[union-attr]
+    to_loser = [
+        m.method
+        for who, m in net.sent
+        if who == "alice" and isinstance(m, SipRequest) and m.uri.host == loser.address[0]
+    ]  # type: ignore[union-attr]
     assert to_loser[:1] == ["INVITE"] and to_loser[-2:] == ["ACK", "BYE"]
     assert len(a.of(CallAnswered)) == 1 and a.of(CallEnded) == [] and a.core.call_state(ref)[1]
 
@@ -464,7 +494,16 @@ def test_host_compares_case_insensitively() -> None:
 # --- UAS checks (§8.2) with raw requests -------------------------------------------------------
 
 
-def raw(method: str, *, uri: str = "sip:bob@10.0.0.2", to_tag: str = "", extra: str = "", branch: str = "z9hG4bKraw1", body: bytes = b"", cseq: int = 1) -> bytes:
+def raw(
+    method: str,
+    *,
+    uri: str = "sip:bob@10.0.0.2",
+    to_tag: str = "",
+    extra: str = "",
+    branch: str = "z9hG4bKraw1",
+    body: bytes = b"",
+    cseq: int = 1,
+) -> bytes:
     to = "<sip:bob@example.org>" + (f";tag={to_tag}" if to_tag else "")
     head = (
         f"{method} {uri} SIP/2.0\r\n"
@@ -484,7 +523,11 @@ def raw(method: str, *, uri: str = "sip:bob@10.0.0.2", to_tag: str = "", extra: 
 def answer_to(node: Node, data: bytes) -> list[SipResponse]:
     peer = MemPeer("UDP", False, node.address, ("10.0.0.9", 5060))
     node.core.receive(data, peer, 0.0)
-    return [o.message for o in node.core.take_outputs() if isinstance(o, Transmit) and isinstance(o.message, SipResponse)]
+    return [
+        o.message
+        for o in node.core.take_outputs()
+        if isinstance(o, Transmit) and isinstance(o.message, SipResponse)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -493,8 +536,16 @@ def answer_to(node: Node, data: bytes) -> list[SipResponse]:
         (raw("FOO"), 501, ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, REFER, NOTIFY")),
         (raw("SUBSCRIBE"), 405, ("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, REFER, NOTIFY")),
         (raw("OPTIONS", extra="Require: 100rel, foo\r\n"), 420, ("Unsupported", "100rel, foo")),
-        (raw("INVITE", body=b"<x/>", extra="Content-Type: application/xml\r\n"), 415, ("Accept", "application/sdp")),
-        (raw("MESSAGE", body=b"x", extra="Content-Type: text/plain\r\nContent-Encoding: gzip\r\n"), 415, ("Accept-Encoding", "identity")),
+        (
+            raw("INVITE", body=b"<x/>", extra="Content-Type: application/xml\r\n"),
+            415,
+            ("Accept", "application/sdp"),
+        ),
+        (
+            raw("MESSAGE", body=b"x", extra="Content-Type: text/plain\r\nContent-Encoding: gzip\r\n"),
+            415,
+            ("Accept-Encoding", "identity"),
+        ),
         (raw("BYE"), 481, None),
         (raw("INFO"), 481, None),
         (raw("NOTIFY", extra="Event: refer\r\n"), 481, None),
@@ -520,7 +571,9 @@ def test_merged_request_gets_482() -> None:
     first = answer_to(b, raw("MESSAGE", body=b"hi", extra="Content-Type: text/plain\r\n"))
     assert [r.status for r in first] == [200]
     b.core.take_outputs()
-    second = answer_to(b, raw("MESSAGE", body=b"hi", branch="z9hG4bKotherpath", extra="Content-Type: text/plain\r\n"))
+    second = answer_to(
+        b, raw("MESSAGE", body=b"hi", branch="z9hG4bKotherpath", extra="Content-Type: text/plain\r\n")
+    )
     assert [r.status for r in second] == [482]
     again = answer_to(b, raw("MESSAGE", body=b"hi", extra="Content-Type: text/plain\r\n"))
     assert [r.status for r in again] == [200]  # the retransmission is answered by its transaction
@@ -549,7 +602,9 @@ def test_out_of_order_cseq_gets_500() -> None:
     _, b, _, bref = established(net)
     dialog = b.core.call_dialog(bref)
     assert dialog is not None
-    data = raw("INFO", to_tag=dialog.local_tag, cseq=0).replace(b"tag=z1", f"tag={dialog.remote_tag}".encode())
+    data = raw("INFO", to_tag=dialog.local_tag, cseq=0).replace(
+        b"tag=z1", f"tag={dialog.remote_tag}".encode()
+    )
     data = data.replace(b"raw-1@10.0.0.9", dialog.call_id.encode())
     assert [r.status for r in answer_to(b, data)] == [500]
 
@@ -563,11 +618,17 @@ def test_calls_complete_over_25_percent_loss(seed: int) -> None:
     a, b = net.add("alice"), net.add("bob", auto_answer=True)
     for _ in range(5):
         ref = call(net, a, b)
-        net.run_until(lambda r=ref: any(isinstance(e, CallAnswered) and e.call == r for e in a.events), limit=60)
+        net.run_until(
+            lambda r=ref: any(isinstance(e, CallAnswered) and e.call == r for e in a.events), limit=60
+        )
         sent = a.core.send_in_dialog(ref, "MESSAGE", net.now, body=b"hello", content_type="text/plain")
-        net.run_until(lambda s=sent: any(isinstance(e, RequestDone) and e.request == s for e in a.events), limit=60)
+        net.run_until(
+            lambda s=sent: any(isinstance(e, RequestDone) and e.request == s for e in a.events), limit=60
+        )
         a.core.reinvite(ref, a.session.offer_sync(), net.now)
-        net.run_until(lambda r=ref: any(isinstance(e, ReInviteCompleted) and e.call == r for e in a.events), limit=60)
+        net.run_until(
+            lambda r=ref: any(isinstance(e, ReInviteCompleted) and e.call == r for e in a.events), limit=60
+        )
         a.core.hangup(ref, net.now)
         ended = len(b.of(CallEnded)) + 1
         net.run_until(lambda n=ended: len(b.of(CallEnded)) == n, limit=60)
@@ -580,3 +641,28 @@ def test_calls_complete_over_25_percent_loss(seed: int) -> None:
     per_method = {m: sum(1 for k in b.core.tu_requests if k[0] == m) for m in ("INVITE", "MESSAGE", "BYE")}
     assert per_method == {"INVITE": 10, "MESSAGE": 5, "BYE": 5}  # 5 calls and 5 re-INVITEs
     # (An ACK lost for good is overtaken by the next request of the dialog, which confirms it.)
+
+
+
+def test_invite_without_offer_gets_our_offer_and_the_ack_answers() -> None:
+    """§13.3.1 / RFC 3264: an INVITE with no body: our 2xx makes the offer, the ACK answers."""
+    net = VirtualNet()
+    b = net.add("bob")
+    peer = MemPeer("UDP", False, b.address, ("10.0.0.9", 5060))
+    b.core.receive(raw("INVITE"), peer, 0.0)
+    out = b.core.take_outputs()
+    (incoming,) = [e for e in out if isinstance(e, IncomingCall)]
+    assert incoming.offer is None
+    offer = b.session.offer_sync()
+    b.core.answer(incoming.call, offer, 0.1)
+    (ok,) = [o.message for o in b.core.take_outputs() if isinstance(o, Transmit)]
+    assert isinstance(ok, SipResponse) and ok.status == 200 and ok.body == offer
+    answer = StaticSdpSession("10.0.0.9").answer_sync(offer)
+    assert isinstance(answer, bytes)
+    ack = raw("ACK", to_tag=ok.to.tag or "", branch="z9hG4bKack1", body=answer, extra="Content-Type: application/sdp\r\n")
+    b.core.receive(ack, peer, 0.2)
+    (answered,) = [e for e in b.core.take_outputs() if isinstance(e, CallAnswered)]
+    assert answered.sdp == answer and not answered.early
+    assert b.core.next_deadline() is not None  # the INVITE transaction lingers (Timer L)...
+    b.core.fire(0.2 + 0.5)
+    assert [o for o in b.core.take_outputs() if isinstance(o, Transmit)] == []  # ...but no 2xx retransmission
