@@ -117,7 +117,9 @@ class Call:
         for e in self.events:
             if isinstance(e, kind):
                 return e
-        return await self._ua.wait_for(lambda e: isinstance(e, kind) and getattr(e, "call", None) == self.ref, timeout)
+        return await self._ua.wait_for(
+            lambda e: isinstance(e, kind) and getattr(e, "call", None) == self.ref, timeout
+        )
 
     # --- acting on the call ------------------------------------------------------------
 
@@ -141,7 +143,9 @@ class Call:
     def ring(self, *, status: int = 180, sdp: bytes | None = None) -> None:
         self._ua._act(lambda now: self._ua.core.ring(self.ref, now, status=status, sdp=sdp))
 
-    def reject(self, status: int = 486, *, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def reject(
+        self, status: int = 486, *, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
         h = list(headers)
         self._ua._act(lambda now: self._ua.core.reject(self.ref, status, now, reason=reason, headers=h))
 
@@ -171,7 +175,9 @@ class Call:
         return await self._ua._in_dialog(self.ref, "INFO", body, content_type, headers, timeout)
 
     async def send_message(self, text: str, *, timeout: float | None = None) -> SipResponse:
-        return await self._ua._in_dialog(self.ref, "MESSAGE", text.encode(), "text/plain;charset=utf-8", [], timeout)
+        return await self._ua._in_dialog(
+            self.ref, "MESSAGE", text.encode(), "text/plain;charset=utf-8", [], timeout
+        )
 
     async def refer(self, target: str, *, timeout: float | None = None) -> TransferProgress:
         """Blind transfer (RFC 3515): returns the final TransferProgress (the far end's
@@ -230,12 +236,16 @@ class Call:
             self.hangup()
 
     async def _answer_reinvite(self, event: ReInviteReceived) -> None:
-        result = await (self.session.answer(event.offer) if event.offer is not None else self.session.make_offer())
+        result = await (
+            self.session.answer(event.offer) if event.offer is not None else self.session.make_offer()
+        )
         if self.state is CallState.ENDED:
             return
         if isinstance(result, RejectWith):
             headers = self._ua.warning_headers(result)
-            self._ua._act(lambda now: self._ua.core.reject_reinvite(self.ref, result.status, now, headers=headers))
+            self._ua._act(
+                lambda now: self._ua.core.reject_reinvite(self.ref, result.status, now, headers=headers)
+            )
         else:
             self._ua._act(lambda now: self._ua.core.accept_reinvite(self.ref, result, now))
 
@@ -373,28 +383,45 @@ class UserAgent:
         h = list(headers)
 
         def act(now: float) -> None:
-            ref = self.core.request(method, resolved[0], now, to=to, body=body, content_type=content_type, headers=h)
+            ref = self.core.request(
+                method, resolved[0], now, to=to, body=body, content_type=content_type, headers=h
+            )
             self._requests[ref] = future
 
         self._act(act)
         return await asyncio.wait_for(future, timeout)
 
     async def send_message(
-        self, target: TargetSpec, text: str, *, content_type: str = "text/plain;charset=utf-8", timeout: float | None = None
+        self,
+        target: TargetSpec,
+        text: str,
+        *,
+        content_type: str = "text/plain;charset=utf-8",
+        timeout: float | None = None,
     ) -> SipResponse:
         """A MESSAGE (RFC 3428) outside any call."""
-        return await self.request("MESSAGE", target, body=text.encode(), content_type=content_type, timeout=timeout)
+        return await self.request(
+            "MESSAGE", target, body=text.encode(), content_type=content_type, timeout=timeout
+        )
 
     async def options(self, target: TargetSpec, *, timeout: float | None = None) -> SipResponse:
         return await self.request("OPTIONS", target, timeout=timeout)
 
     async def _in_dialog(
-        self, ref: int, method: str, body: bytes, content_type: str, headers: list[tuple[str, str]], timeout: float | None
+        self,
+        ref: int,
+        method: str,
+        body: bytes,
+        content_type: str,
+        headers: list[tuple[str, str]],
+        timeout: float | None,
     ) -> SipResponse:
         future: asyncio.Future[SipResponse] = self._loop.create_future()
 
         def act(now: float) -> None:
-            request = self.core.send_in_dialog(ref, method, now, body=body, content_type=content_type, headers=headers)
+            request = self.core.send_in_dialog(
+                ref, method, now, body=body, content_type=content_type, headers=headers
+            )
             self._requests[request] = future
 
         self._act(act)

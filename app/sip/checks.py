@@ -106,7 +106,9 @@ def _split_user(user: str) -> tuple[str, str] | None:
     return local, domain.lower()
 
 
-def identity_of(request: SipRequest, verified_user: str | None, verified_node_id: bytes | None) -> RemoteIdentity | None:
+def identity_of(
+    request: SipRequest, verified_user: str | None, verified_node_id: bytes | None
+) -> RemoteIdentity | None:
     """RFC 7904 §8.2.3 / DESIGN.md: the caller's identity for ``request``.
 
     With a verified certificate the identity is the certificate's user name and Node-ID,

@@ -65,10 +65,22 @@ TELEPHONE_EVENT: Final = Codec(101, "telephone-event", 8000, "0-16")
 DEFAULT_CODECS: Final = (PCMU, PCMA, TELEPHONE_EVENT)
 
 # RFC 3551 Table 4: static audio payload types we may meet without an rtpmap.
-_STATIC: Final = {0: ("PCMU", 8000), 3: ("GSM", 8000), 4: ("G723", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 18: ("G729", 8000)}
+_STATIC: Final = {
+    0: ("PCMU", 8000),
+    3: ("GSM", 8000),
+    4: ("G723", 8000),
+    8: ("PCMA", 8000),
+    9: ("G722", 8000),
+    18: ("G729", 8000),
+}
 
 _DIRECTIONS: Final = ("sendrecv", "sendonly", "recvonly", "inactive")
-_REVERSE: Final = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+_REVERSE: Final = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
 
 
 class SdpError(ValueError):
@@ -262,7 +274,11 @@ class StaticSdpSession:
             for m in sdp.media
             if m.media == "audio"
             and m.port != 0
-            and any(c.same_codec(o) and c.name.lower() != "telephone-event" for c in m.codecs() for o in self.codecs)
+            and any(
+                c.same_codec(o) and c.name.lower() != "telephone-event"
+                for c in m.codecs()
+                for o in self.codecs
+            )
         ]
         if not usable:
             return RejectWith(488, "answer has no audio codec we offered", 305)

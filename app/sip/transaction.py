@@ -381,7 +381,9 @@ class Transaction:
         self._run(actions, now, self.request if not self.is_client else None, out)
         return out
 
-    def handle(self, event: TxEvent, now: float, message: SipRequest | SipResponse | None = None) -> list[TxOutput]:
+    def handle(
+        self, event: TxEvent, now: float, message: SipRequest | SipResponse | None = None
+    ) -> list[TxOutput]:
         out: list[TxOutput] = []
         self._dispatch(event, now, message, out)
         return out
@@ -416,8 +418,12 @@ class Transaction:
                 self.timers.pop(fired, None)
             return
         new_state, actions = entry
-        if fired is not None and TimerAction(TimerOp.BACKOFF, fired) not in actions and not any(
-            isinstance(a, TimerAction) and a.timer is fired and a.op is TimerOp.START_T2 for a in actions
+        if (
+            fired is not None
+            and TimerAction(TimerOp.BACKOFF, fired) not in actions
+            and not any(
+                isinstance(a, TimerAction) and a.timer is fired and a.op is TimerOp.START_T2 for a in actions
+            )
         ):
             self.timers.pop(fired, None)
         self.state = new_state

@@ -661,7 +661,9 @@ class UserAgentCore:
             self._respond(tx, 487, now, to_tag=call.local_tag)
             self._end(call, EndReason.TIMEOUT, 487, now)
 
-    def _dialog_response_headers(self, call: _Call, extra: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+    def _dialog_response_headers(
+        self, call: _Call, extra: Iterable[tuple[str, str]] = ()
+    ) -> list[tuple[str, str]]:
         """§12.1.1: a dialog-creating response copies Record-Route and has a Contact."""
         assert call.invite is not None and call.dialog is not None
         headers = [("Record-Route", rr) for rr in call.invite.headers.get_all("Record-Route")]
@@ -699,7 +701,9 @@ class UserAgentCore:
         response = self._respond(tx, 200, now, headers=headers, body=sdp, to_tag=call.local_tag)
         call.answered = True
         call.dialog.state = DialogState.CONFIRMED
-        self._start_2xx_retransmit(call, tx, response, offer_in_2xx=not call.invite.body, reinvite=False, now=now)
+        self._start_2xx_retransmit(
+            call, tx, response, offer_in_2xx=not call.invite.body, reinvite=False, now=now
+        )
 
     def reject(
         self,
@@ -725,10 +729,19 @@ class UserAgentCore:
     # --- 2xx retransmission and ACK (§13.3.1.4) -----------------------------------------------
 
     def _start_2xx_retransmit(
-        self, call: _Call, tx: Transaction, response: SipResponse, *, offer_in_2xx: bool, reinvite: bool, now: float
+        self,
+        call: _Call,
+        tx: Transaction,
+        response: SipResponse,
+        *,
+        offer_in_2xx: bool,
+        reinvite: bool,
+        now: float,
     ) -> None:
         t = self.config.timers
-        call.pending_2xx = _Pending2xx(tx, response, response.cseq.seq, t.t1, now + t.timeout, offer_in_2xx, reinvite)
+        call.pending_2xx = _Pending2xx(
+            tx, response, response.cseq.seq, t.t1, now + t.timeout, offer_in_2xx, reinvite
+        )
         self._set_timer(("2xx", call.ref), now + t.t1, lambda n: self._retransmit_2xx(call, n))
 
     def _retransmit_2xx(self, call: _Call, now: float) -> None:
@@ -748,7 +761,9 @@ class UserAgentCore:
         else:
             self._send(_dialog_peer(call.dialog), p.response)
         p.interval = min(2 * p.interval, self.config.timers.t2)
-        self._set_timer(("2xx", call.ref), min(now + p.interval, p.give_up_at), lambda n: self._retransmit_2xx(call, n))
+        self._set_timer(
+            ("2xx", call.ref), min(now + p.interval, p.give_up_at), lambda n: self._retransmit_2xx(call, n)
+        )
 
     def _on_ack(self, request: SipRequest, peer: PeerInfo, now: float) -> None:
         """An ACK for a 2xx (an ACK for a non-2xx is absorbed by its transaction)."""
@@ -822,7 +837,9 @@ class UserAgentCore:
             branch = _Branch(target.peer, SipRequest("INVITE", target.uri, h, offer))
             call.branches.append(branch)
         for branch in call.branches:
-            branch.tx = self._start_client(branch.request, branch.peer, self._branch_handler(call, branch), now)
+            branch.tx = self._start_client(
+                branch.request, branch.peer, self._branch_handler(call, branch), now
+            )
         return call.ref
 
     def _branch_handler(self, call: _Call, branch: _Branch) -> Callable[[SipResponse, float], None]:
@@ -1047,13 +1064,21 @@ class UserAgentCore:
             self._dialogs.pop(dialog.id, None)
         if call.incoming_reinvite is not None and call.incoming_reinvite.final_status is None:
             self._respond(call.incoming_reinvite, 487, now)
-        if call.transfer_of is not None and reason is not EndReason.LOCAL_HANGUP and reason is not EndReason.REMOTE_HANGUP:
-            self._notify_transfer(call, status or 487, phrase or REASON_PHRASES.get(status or 487, ""), final=True, now=now)
+        if (
+            call.transfer_of is not None
+            and reason is not EndReason.LOCAL_HANGUP
+            and reason is not EndReason.REMOTE_HANGUP
+        ):
+            self._notify_transfer(
+                call, status or 487, phrase or REASON_PHRASES.get(status or 487, ""), final=True, now=now
+            )
         self._emit(CallEnded(call.ref, reason, status, phrase, contacts))
 
     # --- requests inside a dialog (§12.2.2) ---------------------------------------------------
 
-    def _in_dialog_request(self, tx: Transaction, request: SipRequest, peer: PeerInfo, to_tag: str, now: float) -> None:
+    def _in_dialog_request(
+        self, tx: Transaction, request: SipRequest, peer: PeerInfo, to_tag: str, now: float
+    ) -> None:
         from_tag = request.from_.tag
         call = self._dialogs.get(DialogId(request.call_id, to_tag, from_tag or ""))
         if call is None or call.dialog is None or call.dialog.remote_tag != from_tag:
@@ -1085,7 +1110,9 @@ class UserAgentCore:
         elif method == "MESSAGE":
             self._respond(tx, 200, now)
             assert identity is not None
-            self._emit(MessageReceived(identity, call.ref, request.content_type or "text/plain", request.body))
+            self._emit(
+                MessageReceived(identity, call.ref, request.content_type or "text/plain", request.body)
+            )
         elif method == "OPTIONS":
             self._respond(tx, 200, now, headers=self._capabilities())
         elif method == "REFER":
@@ -1188,7 +1215,9 @@ class UserAgentCore:
         if call.reinvite_tx is not None:
             self._respond(tx, 491, now)  # §14.2: our own re-INVITE is pending (glare)
             return
-        if call.incoming_reinvite is not None or (call.invite_tx is not None and call.invite_tx.final_status is None):
+        if call.incoming_reinvite is not None or (
+            call.invite_tx is not None and call.invite_tx.final_status is None
+        ):
             # §14.2: a second INVITE before we answered the first: 500 with Retry-After.
             self._respond(tx, 500, now, headers=[("Retry-After", str(self._rng.randint(0, 10)))])
             return
@@ -1222,10 +1251,18 @@ class UserAgentCore:
             ("Content-Type", SDP),
         ]
         response = self._respond(tx, 200, now, headers=headers, body=sdp, to_tag=call.local_tag)
-        self._start_2xx_retransmit(call, tx, response, offer_in_2xx=not tx.request.body, reinvite=True, now=now)
+        self._start_2xx_retransmit(
+            call, tx, response, offer_in_2xx=not tx.request.body, reinvite=True, now=now
+        )
 
     def reject_reinvite(
-        self, ref: int, status: int, now: float, *, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()
+        self,
+        ref: int,
+        status: int,
+        now: float,
+        *,
+        reason: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Refuse the pending re-INVITE (e.g. 488 with a Warning); the session stays as it
         was (§14.2)."""
@@ -1245,7 +1282,9 @@ class UserAgentCore:
             if name.lower() not in {p.lower() for p in self.config.info_packages}:
                 # RFC 6086 §4.2.2: 469 with the packages we take.
                 recv = ", ".join(sorted(self.config.info_packages))
-                self._respond(tx, 469, now, reason="Bad Info Package", headers=[("Recv-Info", recv)] if recv else [])
+                self._respond(
+                    tx, 469, now, reason="Bad Info Package", headers=[("Recv-Info", recv)] if recv else []
+                )
                 return
             package = name
         self._respond(tx, 200, now)
@@ -1417,7 +1456,9 @@ class UserAgentCore:
         if final or status >= 200:
             self._send_notify(referrer, sub, status, reason, now)
 
-    def fail_transfer(self, ref: int, transfer: int, status: int, now: float, reason: str | None = None) -> None:
+    def fail_transfer(
+        self, ref: int, transfer: int, status: int, now: float, reason: str | None = None
+    ) -> None:
         """Refuse or give up a transfer we accepted: the final NOTIFY says ``status``."""
         call = self._call(ref)
         sub = call.refers_in.get(transfer)

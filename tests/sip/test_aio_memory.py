@@ -21,7 +21,9 @@ B = ("10.1.0.2", 5060)
 
 
 def make_ua(net: MemoryNetwork, user: str, address: tuple[str, int], **kw: object) -> UserAgent:
-    ua = UserAgent(UaConfig(SipUri("sip", user, None, "example.org"), timers=FAST), resolver=net.resolver(address), **kw)  # type: ignore[arg-type]
+    ua = UserAgent(
+        UaConfig(SipUri("sip", user, None, "example.org"), timers=FAST), resolver=net.resolver(address), **kw
+    )  # type: ignore[arg-type]
     net.attach(ua, address)
     return ua
 

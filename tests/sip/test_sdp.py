@@ -14,7 +14,13 @@ SIPP_OFFER = (
 def test_offer_is_minimal_valid_sdp() -> None:
     s = StaticSdpSession("192.0.2.10", 40000)
     text = s.offer_sync().decode()
-    assert text.splitlines()[:5] == ["v=0", f"o=- {s.session_id} 1 IN IP4 192.0.2.10", "s=-", "c=IN IP4 192.0.2.10", "t=0 0"]
+    assert text.splitlines()[:5] == [
+        "v=0",
+        f"o=- {s.session_id} 1 IN IP4 192.0.2.10",
+        "s=-",
+        "c=IN IP4 192.0.2.10",
+        "t=0 0",
+    ]
     assert "m=audio 40000 RTP/AVP 0 8 101" in text and "a=rtpmap:101 telephone-event/8000" in text
     assert text.endswith("\r\n")
     # A new offer bumps the session version (RFC 3264 §8).

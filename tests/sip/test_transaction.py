@@ -27,7 +27,9 @@ CFG = TimerConfig()  # T1 0.5, T2 4, T4 5
 PEER = ("192.0.2.9", 5060)
 
 
-def request(method: str = "INVITE", branch: str = "z9hG4bKabc", host: str = "192.0.2.1", to_tag: str = "") -> SipRequest:
+def request(
+    method: str = "INVITE", branch: str = "z9hG4bKabc", host: str = "192.0.2.1", to_tag: str = ""
+) -> SipRequest:
     to = "<sip:bob@example.org>" + (f";tag={to_tag}" if to_tag else "")
     data = (
         f"{method} sip:bob@192.0.2.2 SIP/2.0\r\n"
@@ -232,7 +234,9 @@ def test_non_invite_client_reliable_no_e_and_k_zero() -> None:
 # --- INVITE server (§17.2.1) ------------------------------------------------------------
 
 
-def start_server(layer: TransactionLayer, req: SipRequest, reliable: bool = False) -> tuple[Transaction, list[TxOutput]]:
+def start_server(
+    layer: TransactionLayer, req: SipRequest, reliable: bool = False
+) -> tuple[Transaction, list[TxOutput]]:
     return layer.start_server(req, PEER, reliable=reliable, now=0.0)
 
 

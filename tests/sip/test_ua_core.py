@@ -643,7 +643,6 @@ def test_calls_complete_over_25_percent_loss(seed: int) -> None:
     # (An ACK lost for good is overtaken by the next request of the dialog, which confirms it.)
 
 
-
 def test_invite_without_offer_gets_our_offer_and_the_ack_answers() -> None:
     """§13.3.1 / RFC 3264: an INVITE with no body: our 2xx makes the offer, the ACK answers."""
     net = VirtualNet()
@@ -659,7 +658,13 @@ def test_invite_without_offer_gets_our_offer_and_the_ack_answers() -> None:
     assert isinstance(ok, SipResponse) and ok.status == 200 and ok.body == offer
     answer = StaticSdpSession("10.0.0.9").answer_sync(offer)
     assert isinstance(answer, bytes)
-    ack = raw("ACK", to_tag=ok.to.tag or "", branch="z9hG4bKack1", body=answer, extra="Content-Type: application/sdp\r\n")
+    ack = raw(
+        "ACK",
+        to_tag=ok.to.tag or "",
+        branch="z9hG4bKack1",
+        body=answer,
+        extra="Content-Type: application/sdp\r\n",
+    )
     b.core.receive(ack, peer, 0.2)
     (answered,) = [e for e in b.core.take_outputs() if isinstance(e, CallAnswered)]
     assert answered.sdp == answer and not answered.early

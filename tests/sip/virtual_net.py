@@ -115,7 +115,9 @@ class VirtualNet:
     ) -> Node:
         address = (f"10.0.0.{len(self.nodes) + 1}", 5060)
         aor = SipUri("sip", user or name, None, "example.org")
-        core = UserAgentCore(UaConfig(aor, timers=self.timers), glare_backoff=glare_backoff, rng=random.Random(7))
+        core = UserAgentCore(
+            UaConfig(aor, timers=self.timers), glare_backoff=glare_backoff, rng=random.Random(7)
+        )
         node = Node(name, address, core, StaticSdpSession(address[0], 4000 + len(self.nodes)))
         node.auto_answer = auto_answer
         if self.verified:
@@ -136,7 +138,9 @@ class VirtualNet:
         )
 
     def target(self, src: Node, dst: Node) -> Target:
-        return Target(self.peer(src, dst), SipUri("sip", dst.core.config.aor.user, None, dst.address[0], dst.address[1]))
+        return Target(
+            self.peer(src, dst), SipUri("sip", dst.core.config.aor.user, None, dst.address[0], dst.address[1])
+        )
 
     # --- running ----------------------------------------------------------------------
 
