@@ -15,6 +15,7 @@ from reload_core.usages.sip import (
     Registered,
     Registration,
     RegistrationEvent,
+    RegistrationFailed,
     RegistrationState,
     ResolverLimits,
     SipScheme,
@@ -23,7 +24,7 @@ from reload_core.usages.sip import (
     parse_aor,
     parse_gruu,
 )
-from reload_core.wire.codes import KindId
+from reload_core.wire.codes import ErrorCode, KindId
 from reload_core.wire.message import NodeDestination
 from reload_core.wire.sip_registration import SipRegistration
 from reload_core.wire.storage import DictionaryEntry, StoredDataSpecifier
@@ -344,3 +345,41 @@ async def test_registration_events_and_contact_prefs(make_ring: Callable[..., Si
     await alice.register(contact_prefs=b"(sip.schemes=SIPS)")  # a new value: stored now
     assert [type(e) for e in events] == [Refreshed, Registered]
     assert (await bob.resolve(ALICE)).contacts[0].schemes == (SipScheme.SIPS,)
+
+
+async def test_a_refused_store_is_final_and_a_lost_one_is_retried(make_ring: Callable[..., SipRing]) -> None:
+    ring = make_ring()
+    _, alice, bob = await ring.peers("relay", "alice", "bob")
+
+    # Made by hand, past SipUsage's own check: the storing peer refuses, for good.
+    hijack = Registration(
+        alice.storage,
+        parse_aor(BOB),
+        SipRegistration.for_route(alice.destination_list()),
+        key=alice.node_id,
+        clock=alice.node.clock,
+    )
+    failures: list[RegistrationEvent] = []
+    hijack.add_listener(failures.append)
+    assert await hijack.start() is RegistrationState.FAILED
+    (failed,) = failures
+    assert isinstance(failed, RegistrationFailed)
+    assert failed.code == ErrorCode.Error_Forbidden and failed.retry_in is None
+    assert "does not hash to Resource-ID" in failed.reason and hijack.last_error == failed.reason
+    assert (await bob.resolve(BOB)).outcome is Outcome.NOT_REGISTERED
+
+    # A node that has not joined yet: no answer, so the Store is tried again later, and
+    # succeeds once the node is in the overlay.
+    storage = await ring.ring.new_storage(CAROL)
+    carol = ring.usage(storage)
+    registration = await carol.register()
+    assert registration.state is RegistrationState.FAILED
+    assert registration.last_error is not None and "no response" in registration.last_error
+    registered = asyncio.ensure_future(next_event(registration, Registered, timeout=20))
+    bootstrap = ring.ring.peers[0].node.address
+    assert bootstrap is not None
+    await storage.node.join([bootstrap], timeout=20.0)
+    ring.ring.peers.append(storage)
+    await registered
+    assert registration.state is RegistrationState.REGISTERED
+    assert [c.node_id for c in (await bob.resolve(CAROL)).contacts] == [carol.node_id]
