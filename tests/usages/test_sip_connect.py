@@ -186,3 +186,25 @@ async def test_a_gruu_connects_directly(make_ring: Callable[..., SipRing]) -> No
         await alice.connect(aor("bob"))
     with pytest.raises(SipConnectError, match="the destination is this node"):
         await alice.connect(alice.gruu())
+
+
+async def test_a_client_registers_and_is_called(make_ring: Callable[..., SipRing]) -> None:
+    """A client (RFC 6940 §4.2) stores through its peer and is reached by its Node-ID
+    through the peer responsible for it (§4.2.1), AppAttach included."""
+    ring = make_ring()
+    _, alice, _ = await ring.peers("relay", "alice", "carol")
+    storage = await ring.ring.new_storage(aor("bob"), peer=False)
+    bootstrap = ring.ring.peers[0].node.address
+    assert bootstrap is not None
+    await storage.node.connect_as_client([bootstrap], timeout=20.0)
+    bob = ring.usage(storage)
+    accepted = Accepted()
+    bob.listen(accepted)
+    await bob.register()
+    contact = (await alice.resolve(aor("bob"))).contacts[0]
+    assert contact.node_id == bob.node_id
+    conn = await alice.connect(contact)
+    far = await accepted.next()
+    assert conn.verified_user == aor("bob") and far.verified_user == aor("alice")
+    far.send(OK)
+    assert await asyncio.wait_for(conn.recv(), 5) == OK

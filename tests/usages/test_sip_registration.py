@@ -17,6 +17,7 @@ from reload_core.usages.sip import (
     RegistrationEvent,
     RegistrationFailed,
     RegistrationState,
+    Resolver,
     ResolverLimits,
     SipScheme,
     SipUsage,
@@ -243,6 +244,11 @@ async def test_forwarding_depth_limit(make_ring: Callable[..., SipRing]) -> None
     assert too_deep.depth_limited == (aor("u4"),)
     assert too_deep.describe() == f"{aor('u1')}: forwarded more than 2 times; not followed to {aor('u4')}"
     assert too_deep.fetches == 3
+
+    few_fetches = await Resolver(u4.storage, ring.config, ResolverLimits(max_fetches=2)).resolve(aor("u1"))
+    assert few_fetches.outcome is Outcome.DEPTH_LIMIT and few_fetches.fetches == 2
+    assert few_fetches.fetch_limited == (aor("u3"),) and few_fetches.depth_limited == ()
+    assert few_fetches.describe() == f"{aor('u1')}: 2 Fetches made, not followed further to {aor('u3')}"
 
     two_steps = await u4.resolve(aor("u2"))
     assert two_steps.outcome is Outcome.REGISTERED

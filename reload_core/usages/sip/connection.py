@@ -213,12 +213,19 @@ class ConnectionPool:
         """An open connection to ``node_id`` for ``application``: the kept one, one being
         made, or a new one from ``connect()``. Returns it and whether it was reused."""
         key = (node_id, int(application))
-        kept = self.get(node_id, application)
-        if kept is not None:
-            return kept, True
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending), True
+        while True:
+            kept = self.get(node_id, application)
+            if kept is not None:
+                return kept, True
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            try:
+                return await asyncio.shield(pending), True
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled
+                # The connect we waited for was abandoned by its caller: make our own.
         future: asyncio.Future[SipConnection] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:

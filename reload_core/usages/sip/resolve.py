@@ -204,7 +204,8 @@ class Resolution:
     ``forwarded_to``: the URIs the target's registrations forward to, directly or further
     on, in the order met; ``external``: those outside this overlay (not followed);
     ``loop``: the first forwarding cycle met (``a → b → a``); ``depth_limited``: AoRs not
-    looked up because the chain was too long or too many Fetches were made. Counters:
+    looked up because the chain was too long; ``fetch_limited``: AoRs not looked up
+    because the resolution had made :attr:`ResolverLimits.max_fetches` Fetches. Counters:
     ``duplicates`` (same Destination List twice), ``removed`` (removal entries),
     ``expired`` (no lifetime left), ``discarded`` (wrong signer or key, not a
     SipRegistration), ``fetches`` made. ``reason``: why, for outcomes that failed.
@@ -219,6 +220,7 @@ class Resolution:
     external: tuple[str, ...] = ()
     loop: tuple[str, ...] = ()
     depth_limited: tuple[str, ...] = ()
+    fetch_limited: tuple[str, ...] = ()
     duplicates: int = 0
     removed: int = 0
     expired: int = 0
@@ -258,6 +260,8 @@ class Resolution:
                 extra.append(f"forwarding loop {' → '.join(self.loop)} not followed")
             if self.depth_limited:
                 extra.append(f"forwarding too deep to follow to {', '.join(self.depth_limited)}")
+            if self.fetch_limited:
+                extra.append(self._fetch_limit_text())
             if self.external:
                 extra.append(f"also forwarded outside this overlay to {', '.join(self.external)}")
             return text + "".join(f"; {e}" for e in extra)
@@ -266,6 +270,8 @@ class Resolution:
         if o is Outcome.LOOP:
             return f"{t}: forwarding loop {' → '.join(self.loop)}"
         if o is Outcome.DEPTH_LIMIT:
+            if not self.depth_limited:
+                return f"{t}: {self._fetch_limit_text()}"
             return (
                 f"{t}: forwarded more than {self.limits.max_depth} times; not followed to "
                 f"{', '.join(self.depth_limited)}"
@@ -277,6 +283,11 @@ class Resolution:
         if o is Outcome.LOOKUP_FAILED:
             return f"{t}: lookup failed: {self.reason}"
         return f"{t!r} is not a SIP AoR or GRUU: {self.reason}"
+
+    def _fetch_limit_text(self) -> str:
+        return (
+            f"{self.limits.max_fetches} Fetches made, not followed further to {', '.join(self.fetch_limited)}"
+        )
 
     def __str__(self) -> str:
         return self.describe()
@@ -291,6 +302,7 @@ class _Walk:
     external: list[str] = field(default_factory=list)
     loop: tuple[str, ...] = ()
     depth_limited: list[str] = field(default_factory=list)
+    fetch_limited: list[str] = field(default_factory=list)
     visited: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -365,7 +377,7 @@ class Resolver:
             outcome = Outcome.LOOKUP_FAILED
         elif walk.loop:
             outcome = Outcome.LOOP
-        elif walk.depth_limited:
+        elif walk.depth_limited or walk.fetch_limited:
             outcome = Outcome.DEPTH_LIMIT
         elif walk.external:
             outcome = Outcome.FORWARDED_OUTSIDE
@@ -381,6 +393,7 @@ class Resolver:
             external=tuple(walk.external),
             loop=walk.loop,
             depth_limited=tuple(walk.depth_limited),
+            fetch_limited=tuple(walk.fetch_limited),
             duplicates=duplicates,
             removed=walk.removed,
             expired=walk.expired,
@@ -400,9 +413,13 @@ class Resolver:
             return
         if name in walk.visited:
             return  # reached again by another forward: resolved once
-        if len(path) > self.limits.max_depth or walk.fetches >= self.limits.max_fetches:
+        if len(path) > self.limits.max_depth:
             if name not in walk.depth_limited:
                 walk.depth_limited.append(name)
+            return
+        if walk.fetches >= self.limits.max_fetches:
+            if name not in walk.fetch_limited:
+                walk.fetch_limited.append(name)
             return
         walk.visited.add(name)
         walk.fetches += 1
