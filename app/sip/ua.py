@@ -87,6 +87,7 @@ log = logging.getLogger(__name__)
 
 SDP: Final = "application/sdp"
 SIPFRAG: Final = "message/sipfrag;version=2.0"
+NOT_THE_DIALOG_PEER: Final = "Not the certificate this dialog was made with"
 REFER_EXPIRES: Final = 60  # the implicit subscription's lifetime we announce (RFC 3515 §2.4.4)
 
 
@@ -561,16 +562,19 @@ class UserAgentCore:
         if refusal is not None:
             self._refuse(tx, refusal, now)
             return
+        to_tag = request.to.tag
+        if to_tag is not None and request.method != "CANCEL":
+            # Inside a dialog the far end is the one the dialog was made with (checked
+            # there by Node-ID): its From is the dialog's remote URI, which may be an AoR
+            # that forwarded to it rather than its certificate's user.
+            self._in_dialog_request(tx, request, peer, to_tag, now)
+            return
         identity = identity_of(request, peer.verified_user, peer.verified_node_id)
         if identity is None:
             self._refuse_identity(tx, request, peer, now)
             return
         if request.method == "CANCEL":
             self._on_cancel(tx, request, now)
-            return
-        to_tag = request.to.tag
-        if to_tag is not None:
-            self._in_dialog_request(tx, request, peer, to_tag, now)
             return
         if self._tx.is_merged(request):
             self._respond(tx, 482, now)
@@ -1088,7 +1092,8 @@ class UserAgentCore:
         identity = call.identity
         if identity is not None and identity.verified and peer.verified_node_id != identity.node_id:
             # The dialog belongs to the certificate it was made with (RFC 7904 §8.2.3).
-            self._refuse_identity(tx, request, peer, now)
+            log.warning("refused %s in a dialog with %s from another node", request.method, identity.user)
+            self._respond(tx, 403, now, reason=NOT_THE_DIALOG_PEER)
             return
         if not dialog.accept_remote_seq(request):
             self._respond(tx, 500, now, reason="CSeq out of order")

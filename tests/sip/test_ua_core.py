@@ -671,3 +671,35 @@ def test_invite_without_offer_gets_our_offer_and_the_ack_answers() -> None:
     assert b.core.next_deadline() is not None  # the INVITE transaction lingers (Timer L)...
     b.core.fire(0.2 + 0.5)
     assert [o for o in b.core.take_outputs() if isinstance(o, Transmit)] == []  # ...but no 2xx retransmission
+
+
+def test_callee_reached_through_a_forwarded_aor_can_hang_up() -> None:
+    """The callee's in-dialog From is the AoR we dialled (RFC 7904 §3: AoR forwards), not its
+    certificate's user: the dialog's Node-ID is what is checked, and it matches."""
+    net = VirtualNet(verified=True)
+    a, c = net.add("alice"), net.add("carol", auto_answer=True)
+    a.core.invite([net.target(a, c)], a.session.offer_sync(), net.now, to="sip:bob@example.org")
+    net.run_until(has(c, CallAnswered))
+    assert one(a, CallAnswered).identity.user == "carol@example.org"
+    c.core.hangup(one(c, IncomingCall).call, net.now)
+    net.run_until(has(a, CallEnded))
+    assert one(a, CallEnded).reason is EndReason.REMOTE_HANGUP
+
+
+def test_in_dialog_request_from_another_node_is_refused() -> None:
+    net = VirtualNet(verified=True)
+    _, b, _, bref = established(net)
+    dialog = b.core.call_dialog(bref)
+    assert dialog is not None
+    bye = (
+        raw("BYE", to_tag=dialog.local_tag, cseq=5)
+        .replace(b"tag=z1", f"tag={dialog.remote_tag}".encode())
+        .replace(b"raw-1@10.0.0.9", dialog.call_id.encode())
+        .replace(b"zed@", b"alice@")
+    )
+    intruder = MemPeer("UDP", False, b.address, ("10.0.0.9", 5060), "alice@example.org", b"\x99" * 16)
+    b.core.receive(bye, intruder, net.now)
+    (response,) = [o.message for o in b.core.take_outputs() if isinstance(o, Transmit)]
+    assert isinstance(response, SipResponse)
+    assert (response.status, response.reason) == (403, "Not the certificate this dialog was made with")
+    assert not b.core.call_state(bref)[2]  # the call goes on
