@@ -63,7 +63,7 @@ from aioice.ice import CandidatePair, ConnectionClosed
 
 from reload_core.wire.addresses import IpAddressPort
 from reload_core.wire.codes import OverlayLinkType
-from reload_core.wire.link_methods import CandType, IceCandidate
+from reload_core.wire.link_methods import AnyIceCandidate, CandType, IceCandidate
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +167,11 @@ def candidate_to_wire(c: Candidate) -> IceCandidate:
     )
 
 
-def candidate_from_wire(c: IceCandidate) -> Candidate | None:
+def candidate_from_wire(c: AnyIceCandidate) -> Candidate | None:
     """The aioice candidate for an IceCandidate, or None for another Overlay Link protocol
-    (those are not ours to check). Raises :class:`IceParameterError` when malformed."""
-    if c.overlay_link != OverlayLinkType.DTLS_UDP_SR:
+    or a candidate with an address type we do not know (those are not ours to check; ICE
+    uses the others, §6.3.1.1). Raises :class:`IceParameterError` when malformed."""
+    if not isinstance(c, IceCandidate) or c.overlay_link != OverlayLinkType.DTLS_UDP_SR:
         return None
     if not 1 <= len(c.foundation) <= 32 or not _ICE_CHARS.fullmatch(c.foundation):
         raise IceParameterError(f"foundation {c.foundation!r} is not 1*32 ice-char")
@@ -556,7 +557,7 @@ class IceConnection:
 
     # -- checks
 
-    async def connect(self, ufrag: bytes, password: bytes, candidates: Iterable[IceCandidate]) -> None:
+    async def connect(self, ufrag: bytes, password: bytes, candidates: Iterable[AnyIceCandidate]) -> None:
         """Run the connectivity checks against the peer's parameters until a pair is
         nominated. Raises :class:`IceParameterError` for malformed parameters and
         :class:`IceFailedError` when no pair works within ``connect_timeout``."""

@@ -29,7 +29,14 @@ from reload_core.links.base import Link, TimerHandle
 from reload_core.node.errors import RequestError, RequestRejected
 from reload_core.node.requests import Answer, IncomingRequest, Outcome
 from reload_core.wire.codes import ErrorCode, MessageCode
-from reload_core.wire.link_methods import AttachAns, AttachReq, CandType, IceCandidate
+from reload_core.wire.link_methods import (
+    AnyIceCandidate,
+    AttachAns,
+    AttachReq,
+    CandType,
+    IceCandidate,
+    usable_candidates,
+)
 from reload_core.wire.message import Destination, NodeDestination, ResourceDestination
 
 if TYPE_CHECKING:
@@ -266,9 +273,15 @@ class AttachManager:
         node = self.node
         return node.is_responsible(node_id) and not node.is_connected(node_id)
 
-    def _pick(self, candidates: tuple[IceCandidate, ...]) -> IceCandidate | None:
+    def _pick(self, candidates: tuple[AnyIceCandidate, ...]) -> IceCandidate | None:
+        """The best host candidate of our link protocol; candidates of types we do not know
+        (address, Overlay Link protocol) are skipped (§6.3.1.1, §6.5.1.1)."""
         link_type = self.node.transport.link_type
-        usable = [c for c in candidates if c.overlay_link == link_type and c.type == CandType.host]
+        usable = [
+            c
+            for c in usable_candidates(candidates)
+            if c.overlay_link == link_type and c.type == CandType.host
+        ]
         return max(usable, key=lambda c: c.priority) if usable else None
 
     # ---------------------------------------------------------------- link events

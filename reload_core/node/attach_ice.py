@@ -63,7 +63,14 @@ from reload_core.node.errors import NodeError, RequestError, RequestRejected
 from reload_core.node.events import ConnectionChanged, NodeEvent, StateChanged
 from reload_core.node.requests import Answer, IncomingRequest, Outcome
 from reload_core.wire.codes import ErrorCode, MessageCode, OverlayLinkType
-from reload_core.wire.link_methods import AppAttachAns, AppAttachReq, AttachAns, AttachReq, IceCandidate
+from reload_core.wire.link_methods import (
+    AnyIceCandidate,
+    AppAttachAns,
+    AppAttachReq,
+    AttachAns,
+    AttachReq,
+    IceCandidate,
+)
 from reload_core.wire.message import Destination, ForwardingHeader, NodeDestination
 
 if TYPE_CHECKING:
@@ -79,20 +86,23 @@ class AppAttachError(NodeError):
     """An AppAttach did not give a connection (the request failed, ICE or DTLS did)."""
 
 
-def offers_ice(candidates: Sequence[IceCandidate]) -> bool:
+def offers_ice(candidates: Sequence[AnyIceCandidate]) -> bool:
     """Whether an AttachReqAns offers ICE candidates (§6.5.1.5: an overlay is all ICE or
     all No-ICE, and one message never mixes them)."""
     return any(c.overlay_link == OverlayLinkType.DTLS_UDP_SR for c in candidates)
 
 
-def _check_offer(ufrag: bytes, password: bytes, candidates: Sequence[IceCandidate]) -> None:
-    """The peer's ICE parameters, or RequestRejected(Error_Invalid_Message)."""
+def _check_offer(ufrag: bytes, password: bytes, candidates: Sequence[AnyIceCandidate]) -> None:
+    """The peer's ICE parameters, or RequestRejected: Error_Invalid_Message when malformed,
+    Error_Incompatible_with_Overlay when no candidate is left that we can use (those of
+    types we do not know are skipped, §6.3.1.1)."""
     try:
         check_ice_credentials(ufrag, password)
-        for c in candidates:
-            candidate_from_wire(c)
+        usable = [c for c in candidates if candidate_from_wire(c) is not None]
     except IceParameterError as exc:
         raise RequestRejected(ErrorCode.Error_Invalid_Message, f"ICE parameters: {exc}") from None
+    if not usable:
+        raise RequestRejected(ErrorCode.Error_Incompatible_with_Overlay, "no ICE candidate we can use")
 
 
 class _IceDone:
@@ -320,7 +330,7 @@ class IceAttachManager(AttachManager):
         peer: bytes,
         ufrag: bytes,
         password: bytes,
-        candidates: Sequence[IceCandidate],
+        candidates: Sequence[AnyIceCandidate],
         *,
         offerer: bool,
     ) -> None:

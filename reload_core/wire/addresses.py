@@ -11,6 +11,13 @@ from reload_core.wire.buffer import DecodeError, Reader, Writer
 from reload_core.wire.context import DEFAULT_CONTEXT, WireContext
 
 
+class UnknownAddressTypeError(DecodeError):
+    """An IpAddressPort of an AddressType this node does not know. The structure "can be
+    extended" (§6.3.1.1): its type and length still let a reader skip it, so a container
+    that allows for unknown addresses (an IceCandidate, §6.5.1.1) keeps it whole; where
+    nothing does, it is the parsing error §6.3.1.1 drops the message for."""
+
+
 class AddressType(IntEnum):
     """§6.3.1.1."""
 
@@ -63,7 +70,18 @@ class IpAddressPort:
                 )
             addr = str(ipaddress.IPv6Address(sub.pull_bytes(16, "IpAddressPort.v6addr_port.addr")))
         else:
-            # §6.3.1.1: an unknown select type is a parsing error; the message is dropped.
-            raise DecodeError(f"unknown AddressType {t}", field="IpAddressPort.type", offset=at, drop=True)
+            # §6.3.1.1: an unknown select type is a parsing error (the message is dropped)
+            # unless the container allows for it; the length is right, so it can be skipped.
+            raise UnknownAddressTypeError(
+                f"unknown AddressType {t}", field="IpAddressPort.type", offset=at, drop=True
+            )
         port = sub.pull_uint16("IpAddressPort.port")
         return cls(addr, port)
+
+
+def skip_ip_address_port(r: Reader) -> None:
+    """Move past one IpAddressPort of any AddressType, known or not (§6.3.1.1: "an
+    implementation which does not understand new address type X can still parse the
+    IpAddressPort field and then discard it")."""
+    r.pull_uint8("IpAddressPort.type")
+    r.sub_reader(r.pull_uint8("IpAddressPort.length"), "IpAddressPort")

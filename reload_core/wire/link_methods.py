@@ -2,16 +2,19 @@
 Attach (§6.5.1), AppAttach (§6.5.2), Ping (§6.5.3) and ConfigUpdate (§6.5.4).
 
 ICE parameters (ufrag, password, role, foundation, extension names and values) are
-``opaque`` on the wire and stay ``bytes`` here.
+``opaque`` on the wire and stay ``bytes`` here. Candidate lists keep candidates whose
+address type we do not know as :class:`UnknownIceCandidate` entries, so that a message
+re-encodes byte for byte and its other candidates stay usable (§6.3.1.1, §6.5.1.1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Self
 
-from reload_core.wire.addresses import IpAddressPort
+from reload_core.wire.addresses import IpAddressPort, UnknownAddressTypeError, skip_ip_address_port
 from reload_core.wire.buffer import DecodeError, EncodeError, Reader, Writer
 from reload_core.wire.codes import ApplicationId, MessageCode, OverlayLinkType
 from reload_core.wire.context import DEFAULT_CONTEXT, WireContext
@@ -58,7 +61,9 @@ class IceCandidate:
     ``select (type)``); it is ``None`` for ``host``. The select is not extensible, so an
     unknown CandType, including the reserved 3, is a parsing error and the message is
     dropped (§6.3.1.1). ``overlay_link`` is an IANA registry (§14.10): unknown values
-    are kept as ints.
+    are kept as ints (an Attach skips such candidates); so are extensions, which ICE
+    ignores when it does not know them. A candidate with an address of an AddressType we
+    do not know decodes, in a candidate list, as an :class:`UnknownIceCandidate`.
     """
 
     addr_port: IpAddressPort
@@ -113,17 +118,85 @@ class IceCandidate:
         )
 
 
-def _encode_candidates(w: Writer, candidates: tuple[IceCandidate, ...], field: str) -> None:
+def _skip_candidate(r: Reader) -> None:
+    """Move past one IceCandidate, reading only what delimits it: every length is known
+    even for an AddressType we do not know (§6.3.1.1). The CandType select is not marked
+    extensible, and without it the end of the candidate is unknown: a type we do not know
+    is a parsing error and the message is dropped (§6.3.1.1)."""
+    skip_ip_address_port(r)
+    r.pull_uint8("IceCandidate.overlay_link")
+    r.pull_opaque(1, "IceCandidate.foundation")
+    r.pull_uint32("IceCandidate.priority")
+    at = r.offset
+    t = r.pull_uint8("IceCandidate.type")
+    if t in _CANDIDATE_TYPES_WITH_RELATED_ADDRESS:
+        skip_ip_address_port(r)
+    elif t != CandType.host:
+        raise DecodeError(f"unknown CandType {t}", field="IceCandidate.type", offset=at, drop=True)
+    r.pull_vector(2, "IceCandidate.extensions")
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownIceCandidate:
+    """An IceCandidate whose address (``addr_port`` or ``rel_addr_port``) is of an
+    AddressType we do not know, kept whole as its bytes: IpAddressPort "can be extended"
+    (§6.3.1.1), so the candidate can be read past and re-encoded as it came, and an Attach
+    uses the others (§6.5.1.1: a list of candidates, of which ICE uses those it can).
+    ``overlay_link`` reads its Overlay Link protocol, which still says whether the offer
+    is an ICE one (§6.5.1.5)."""
+
+    candidate: bytes
+
+    def __post_init__(self) -> None:
+        r = Reader(self.candidate)
+        try:
+            _skip_candidate(r)
+            r.expect_end("IceCandidate")
+        except DecodeError as exc:
+            raise EncodeError(f"UnknownIceCandidate: not one IceCandidate ({exc.reason})") from None
+
+    @property
+    def overlay_link(self) -> OverlayLinkType | int:
+        return enum_or_int(OverlayLinkType, self.candidate[2 + self.candidate[1]])
+
+    def encode(self, w: Writer) -> None:
+        w.push_bytes(self.candidate)
+
+
+AnyIceCandidate = IceCandidate | UnknownIceCandidate
+"""An entry of a candidate list as decoded: one we can use, or one kept whole."""
+
+
+def usable_candidates(candidates: Iterable[AnyIceCandidate]) -> tuple[IceCandidate, ...]:
+    """The candidates whose every type we know (the others are skipped, §6.3.1.1)."""
+    return tuple(c for c in candidates if isinstance(c, IceCandidate))
+
+
+def decode_candidate(r: Reader, ctx: WireContext = DEFAULT_CONTEXT) -> AnyIceCandidate:
+    """One IceCandidate, or an :class:`UnknownIceCandidate` when one of its addresses has
+    an AddressType we do not know. Other malformations raise :class:`DecodeError`."""
+    start = r.offset
+    _skip_candidate(r)
+    whole = Reader(r.bytes_between(start, r.offset))
+    try:
+        candidate = IceCandidate.decode(whole, ctx)
+    except UnknownAddressTypeError:
+        return UnknownIceCandidate(r.bytes_between(start, r.offset))
+    whole.expect_end("IceCandidate")
+    return candidate
+
+
+def _encode_candidates(w: Writer, candidates: tuple[AnyIceCandidate, ...], field: str) -> None:
     with w.vector(2, field):
         for c in candidates:
             c.encode(w)
 
 
-def _decode_candidates(r: Reader, ctx: WireContext, field: str) -> tuple[IceCandidate, ...]:
+def _decode_candidates(r: Reader, ctx: WireContext, field: str) -> tuple[AnyIceCandidate, ...]:
     sub = r.pull_vector(2, field)
-    items: list[IceCandidate] = []
+    items: list[AnyIceCandidate] = []
     while not sub.eof():
-        items.append(IceCandidate.decode(sub, ctx))
+        items.append(decode_candidate(sub, ctx))
     return tuple(items)
 
 
@@ -140,7 +213,7 @@ class AttachReqAns:
     ufrag: bytes
     password: bytes
     role: bytes
-    candidates: tuple[IceCandidate, ...]
+    candidates: tuple[AnyIceCandidate, ...]
     send_update: bool = False
 
     def encode(self, w: Writer) -> None:
@@ -184,7 +257,7 @@ class AppAttachReqAns:
     password: bytes
     application: ApplicationId | int
     role: bytes
-    candidates: tuple[IceCandidate, ...]
+    candidates: tuple[AnyIceCandidate, ...]
 
     def encode(self, w: Writer) -> None:
         name = type(self).__name__

@@ -15,8 +15,10 @@ from unittest import mock
 import pytest
 
 from app.cli import main
-from reload_core.wire.codes import MessageCode
+from reload_core.wire.addresses import IpAddressPort
+from reload_core.wire.codes import MessageCode, OverlayLinkType
 from reload_core.wire.framing import AckFrame, DataFrame
+from reload_core.wire.link_methods import AttachReq, CandType, IceCandidate, UnknownIceCandidate
 from tests.wire.codec_samples import build_message, example_messages, registered_codes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,6 +132,24 @@ def test_unregistered_code_keeps_a_hex_body() -> None:
         "message_body": "010203",
         "extensions": [],
     }
+    assert back == raw
+
+
+def test_attach_with_a_candidate_of_an_unknown_address_type() -> None:
+    """A candidate whose address type we do not know (§6.3.1.1) shows as its bytes and
+    encodes back as it came; the other candidates decode as usual."""
+    unknown = UnknownIceCandidate(
+        bytes.fromhex("0705010203040501") + b"\x02x9" + bytes.fromhex("7effffff010000")
+    )
+    host = IceCandidate(
+        IpAddressPort("192.0.2.1", 6084), OverlayLinkType.TLS_TCP_FH_NO_ICE, b"1", 1, CandType.host
+    )
+    body = AttachReq(b"8hhY", b"asd88fgpdd777uzjYhagZg", b"passive", (unknown, host), False)
+    raw = DataFrame(3, build_message(MessageCode.attach_req, body).to_bytes()).to_bytes()
+    obj, back = round_trip(raw)
+    candidates = obj["message"]["message_contents"]["message_body"]["candidates"]
+    assert candidates[0] == {"candidate": unknown.candidate.hex()}
+    assert candidates[1]["addr_port"] == {"addr": "192.0.2.1", "port": 6084}
     assert back == raw
 
 

@@ -17,7 +17,7 @@ from reload_core.node.transport import TlsTransport
 from reload_core.topology.config import ChordConfig
 from reload_core.wire.addresses import IpAddressPort
 from reload_core.wire.codes import ErrorCode, MessageCode
-from reload_core.wire.link_methods import PingReq
+from reload_core.wire.link_methods import AnyIceCandidate, PingReq, UnknownIceCandidate
 from reload_core.wire.message import NodeDestination
 
 from .pki import OVERLAY, TestPki
@@ -185,3 +185,33 @@ async def test_simultaneous_attaches_make_one_connection(ring: IceRing) -> None:
     assert a.is_connected(b.node_id) and b.is_connected(a.node_id)
     links = [link for m in ring.managers[1:] for link in m.dtls.links if link.is_open]
     assert len(links) == 2  # one DTLS link, seen from both ends
+
+
+async def test_an_offer_with_a_candidate_of_an_unknown_type_attaches(ring: IceRing) -> None:
+    """§6.3.1.1, §6.5.1.1: the answerer skips a candidate whose address type it does not
+    know, and ICE runs on the others."""
+    first = ring.new()
+    bootstrap = await first.start(IpAddressPort(ring.address, 0))
+    first.start_alone()
+    a, b = ring.new(), ring.new()
+    for node in (a, b):
+        await node.start(IpAddressPort(ring.address, 0))
+        await node.connect_as_client([bootstrap], timeout=20.0)
+    manager = ring.managers[1]
+    # A DTLS-UDP-SR host candidate at an address of AddressType 7 (not defined by §6.3.1.1).
+    unknown = UnknownIceCandidate(
+        bytes.fromhex("07050a0b0c0d0e0101") + b"7" + bytes.fromhex("7effffff010000")
+    )
+    offered: list[tuple[AnyIceCandidate, ...]] = []
+
+    def candidates() -> tuple[AnyIceCandidate, ...]:
+        offered.append((unknown, *IceAttachManager.candidates(manager)))
+        return offered[-1]
+
+    manager.candidates = candidates  # type: ignore[method-assign,assignment]
+    done: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+    a.attach.attach(b.node_id, done.set_result, resource=False)
+    assert await asyncio.wait_for(done, 15) == b.node_id
+    assert offered and offered[-1][0] is unknown and len(offered[-1]) > 1
+    await wait_until([a, b], lambda: a.node_id in b.connected_nodes, 10.0)  # the DTLS client's end
+    assert any(link.is_open and link.remote_node_id == a.node_id for link in ring.managers[2].dtls.links)

@@ -16,6 +16,7 @@ from reload_core.wire.addresses import IpAddressPort
 from reload_core.wire.buffer import DecodeError, EncodeError, Reader
 from reload_core.wire.codes import ApplicationId, MessageCode, OverlayLinkType
 from reload_core.wire.context import DEFAULT_CONTEXT
+from reload_core.wire.jsonmap import from_json, to_json
 from reload_core.wire.link_methods import (
     AppAttachAns,
     AppAttachReq,
@@ -30,6 +31,9 @@ from reload_core.wire.link_methods import (
     IceExtension,
     PingAns,
     PingReq,
+    UnknownIceCandidate,
+    decode_candidate,
+    usable_candidates,
 )
 from reload_core.wire.registry import BODY_TYPES, decode_body, decode_struct, encode_struct
 
@@ -180,6 +184,99 @@ def test_unknown_overlay_link_type_is_kept() -> None:
     cand = decode_struct(IceCandidate, bytes(wire))
     assert cand.overlay_link == 0x42 and not isinstance(cand.overlay_link, OverlayLinkType)
     assert encode_struct(cand) == bytes(wire)
+
+
+# An AddressType 7 (not in §6.3.1.1) of 5 bytes: the structure "can be extended".
+NEW_ADDRESS = h("07", "05", "0102030405")
+UNKNOWN_ADDR_BYTES = (
+    NEW_ADDRESS  # addr_port of an AddressType we do not know
+    + h("01")  # overlay_link = DTLS-UDP-SR
+    + h("02")
+    + b"x9"  # foundation
+    + h("7effffff")  # priority
+    + h("01")  # type = host
+    + h("0000")  # extensions: none
+)
+UNKNOWN_REL_BYTES = (
+    IPV4_EXAMPLE  # addr_port = 192.0.2.1:6084
+    + h("04")  # overlay_link = TLS-TCP-FH-NO-ICE
+    + h("01")
+    + b"r"  # foundation
+    + h("64ffffff")  # priority
+    + h("02")  # type = srflx
+    + NEW_ADDRESS  # rel_addr_port of an AddressType we do not know
+    + h("0008", "0001", "6b", "0003", "763d31")  # one extension, name "k", value "v=1"
+)
+
+
+@pytest.mark.parametrize("wire", [UNKNOWN_ADDR_BYTES, UNKNOWN_REL_BYTES], ids=["addr_port", "rel_addr_port"])
+def test_a_candidate_with_an_unknown_address_type_is_kept_whole(wire: bytes) -> None:
+    """§6.3.1.1: an IpAddressPort of a new type can be read past; in a candidate list the
+    candidate is kept as its bytes (re-encoded as it came) instead of failing the list."""
+    r = Reader(wire + HOST_BYTES)
+    unknown = decode_candidate(r)
+    assert unknown == UnknownIceCandidate(wire)
+    assert decode_candidate(r) == HOST and r.eof()
+    assert encode_struct(unknown) == wire
+    assert unknown.overlay_link == wire[len(IPV4_EXAMPLE) if wire[0] == 1 else len(NEW_ADDRESS)]
+
+
+def test_attach_with_an_unknown_candidate_round_trips_byte_for_byte() -> None:
+    candidates = UNKNOWN_ADDR_BYTES + HOST_BYTES + UNKNOWN_REL_BYTES + SRFLX_BYTES
+    wire = (
+        h("04")
+        + b"8hhY"
+        + h("16")
+        + b"asd88fgpdd777uzjYhagZg"
+        + h("07")
+        + b"passive"
+        + len(candidates).to_bytes(2, "big")
+        + candidates
+        + h("00")
+    )
+    body = decode_body(MessageCode.attach_req, wire)
+    assert isinstance(body, AttachReq)
+    assert body.candidates == (
+        UnknownIceCandidate(UNKNOWN_ADDR_BYTES),
+        HOST,
+        UnknownIceCandidate(UNKNOWN_REL_BYTES),
+        SRFLX,
+    )
+    assert usable_candidates(body.candidates) == (HOST, SRFLX)
+    assert encode_struct(body) == wire
+    # The JSON view (p2psip wire decode) shows the kept candidate as hex, and takes it back.
+    as_json = to_json(body)
+    assert as_json["candidates"][0] == {"candidate": UNKNOWN_ADDR_BYTES.hex()}
+    assert from_json(AttachReq, as_json) == body
+    listed = UNKNOWN_ADDR_BYTES + SRFLX_BYTES
+    app_wire = APP_ATTACH_REQ_BYTES[: -2 - len(SRFLX_BYTES)] + len(listed).to_bytes(2, "big") + listed
+    app = decode_body(MessageCode.app_attach_req, app_wire)
+    assert isinstance(app, AppAttachReq) and app.candidates == (
+        UnknownIceCandidate(UNKNOWN_ADDR_BYTES),
+        SRFLX,
+    )
+
+
+def test_an_unknown_cand_type_in_a_list_still_drops_the_message() -> None:
+    """Without the CandType the candidate's end is unknown (the select is not extensible)."""
+    bad = bytearray(UNKNOWN_ADDR_BYTES)
+    bad[7 + 1 + 3 + 4] = 3  # RESERVED(3)
+    with pytest.raises(DecodeError) as exc:
+        decode_candidate(Reader(bytes(bad)))
+    assert exc.value.drop and exc.value.field == "IceCandidate.type"
+
+
+def test_a_known_address_type_of_the_wrong_length_is_still_malformed() -> None:
+    bad = h("01", "05", "c0000201", "17") + HOST_BYTES[8:]
+    with pytest.raises(DecodeError) as exc:
+        decode_candidate(Reader(bad))
+    assert exc.value.field == "IpAddressPort.length"
+
+
+def test_unknown_candidate_must_hold_one_candidate() -> None:
+    for junk in (b"", UNKNOWN_ADDR_BYTES[:-1], UNKNOWN_ADDR_BYTES + b"\x00", HOST_BYTES[:10]):
+        with pytest.raises(EncodeError):
+            UnknownIceCandidate(junk)
 
 
 def test_candidate_select_consistency_enforced() -> None:
@@ -398,7 +495,16 @@ def candidates(draw: st.DrawFn) -> IceCandidate:
     )
 
 
-candidate_lists = st.lists(candidates(), max_size=4).map(tuple)
+unknown_candidates = st.builds(
+    lambda t, addr, link, rest: UnknownIceCandidate(
+        bytes([t, len(addr)]) + addr + bytes([link]) + h("01") + b"f" + h("7effffff", "01", "0000")
+    ),
+    st.integers(3, 255),
+    st.binary(max_size=20),
+    st.integers(0, 255),
+    st.none(),
+)
+candidate_lists = st.lists(st.one_of(candidates(), unknown_candidates), max_size=4).map(tuple)
 applications = st.one_of(st.sampled_from(ApplicationId), st.integers(0, 0xFFFF))
 
 
