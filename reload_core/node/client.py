@@ -50,6 +50,11 @@ class ClientRole:
         return others[0] if others else None
 
     async def connect(self, addresses: Sequence[IpAddressPort], timeout: float | None) -> bytes:
+        if not self.node.settings.clients_permitted:
+            # §11.1: "If the nodes are not allowed to remain clients after the initial
+            # join, the element MUST be set to 'false'": such an overlay's peers close the
+            # links of a node that stays a client (:mod:`~reload_core.node.admission`).
+            raise JoinError("the overlay does not permit clients (clients-permitted is false, §11.1)")
         if not addresses:
             raise JoinError("no bootstrap node to connect through")
         self.active = True

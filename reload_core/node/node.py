@@ -43,6 +43,7 @@ from reload_core.links.base import (
     MessageTooLargeError,
     TimerHandle,
 )
+from reload_core.node.admission import ClientAdmission
 from reload_core.node.attach import AttachManager
 from reload_core.node.chord_driver import ChordDriver, OverlayHooks
 from reload_core.node.client import ClientRole
@@ -207,6 +208,7 @@ class Node:
         self.driver = ChordDriver(self)
         self.attach = AttachManager(self)
         self.client = ClientRole(self)
+        self.admission = ClientAdmission(self)
         self.transport: LinkTransport = transport(self, signer.node_certificate.node_ids)
         register_builtin_methods(self)
 
@@ -427,6 +429,7 @@ class Node:
         self._cancel_timer("_topology_timer")
         self.attach.close()
         self.client.close()
+        self.admission.close()
         for pending in self._transactions.pending():
             self._transactions.close(pending.transaction_id)
             self._finish(pending.context, RequestError(ErrorCode.Error_Request_Timeout, "node closed"))
@@ -665,6 +668,8 @@ class Node:
                 )
             )
         self.attach.complete_waiters(node)
+        if first:
+            self.admission.link_opened(node)
 
     def connected_again(self, node_id: bytes, *, send_update: bool) -> None:
         """An Attach came from a node we already have a link to; honour its send_update."""
@@ -693,6 +698,7 @@ class Node:
             return
         self.attach.first_hop_lost(node)
         self.client.link_lost(node)
+        self.admission.link_lost(node)
         if not self.is_client:
             self.driver.apply(self.topology.on_connection_lost(NodeId.from_bytes(node), self._clock.time()))
 
@@ -764,6 +770,12 @@ class Node:
             self._limited.warning(previous, "wrong overlay", "overlay field %#010x", header.overlay)
             self._reject(
                 header, data, payload_at, previous, ErrorCode.Error_Incompatible_with_Overlay, "wrong overlay"
+            )
+            return
+        refusal = self.admission.refusal(header, data, payload_at, previous)
+        if refusal is not None:  # a client where clients-permitted is false (§11.1)
+            self._reject(
+                header, data, payload_at, previous, ErrorCode.Error_Incompatible_with_Overlay, refusal
             )
             return
         self._route(data, header, payload_at, previous)

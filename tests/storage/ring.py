@@ -69,9 +69,11 @@ class StorageRing:
         refresh_interval: float | None = None,
         access: AccessPolicy | None = None,
         prepare: Callable[[Node, Identity], None] | None = None,
+        peer_settings: dict[str, object] | None = None,
     ) -> None:
         """``access``: the storing peers' policy (default: the plain §7.3 one);
-        ``prepare(node, identity)``: called on each node built, before it starts."""
+        ``prepare(node, identity)``: called on each node built, before it starts;
+        ``peer_settings``: NodeSettings overrides for the peers (clients keep the defaults)."""
         self.ca = ca
         self.kinds = kinds or make_kinds()
         self.quota = quota
@@ -82,6 +84,7 @@ class StorageRing:
         self.refresh_interval = refresh_interval
         self.access = access
         self.prepare = prepare
+        self.peer_settings = peer_settings or {}
         self.peers: list[Storage] = []
         self.all: list[Storage] = []
         self._host = 0
@@ -102,8 +105,13 @@ class StorageRing:
             if self.transport is not None
             else memory_transport(self.network, self._address())
         )
+        overrides = self.peer_settings if peer else {}
         node = Node(
-            identity.signer, resolver, settings(self.kinds, self.update_interval), factory, clock=self.clock
+            identity.signer,
+            resolver,
+            settings(self.kinds, self.update_interval, **overrides),
+            factory,
+            clock=self.clock,
         )
         if self.prepare is not None:
             self.prepare(node, identity)

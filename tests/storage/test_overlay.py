@@ -106,6 +106,22 @@ async def test_a_client_node_stores_and_fetches_through_its_peer(ring: StorageRi
     assert client.store is None  # a client stores nothing for others (§4.2)
 
 
+async def test_a_client_store_is_refused_where_clients_are_not_permitted(ca: TestCA) -> None:
+    """§11.1 clients-permitted false: the client's peer answers what only a client does
+    (a Store of its own data) with Error_Incompatible_with_Overlay."""
+    ring = StorageRing(ca, peer_settings={"clients_permitted": False})
+    try:
+        await build(ring, 3)
+        client = await ring.client()  # its own settings permit clients: it does not heed the overlay's
+        r = user_resource(client)
+        with pytest.raises(StorageError) as refused:
+            await client.client.store(r, SINGLE_USER, [DataValue(True, b"from a client")])
+        assert refused.value.code == ErrorCode.Error_Incompatible_with_Overlay
+        assert ring.holders(r, SINGLE_USER) == set()
+    finally:
+        await ring.close()
+
+
 async def test_policy_violation_and_unknown_kind_over_the_wire(ring: StorageRing) -> None:
     peers = await build(ring, 3)
     alice, bob = peers[0], peers[1]
