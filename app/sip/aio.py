@@ -20,10 +20,10 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Protocol, TypeAlias
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias
 
-from app.sip.errors import LocalProtocolError, SipError
+from app.sip.errors import LocalProtocolError, RemoteProtocolError, SipError
 from app.sip.events import (
     CallAnswered,
     CallDirection,
@@ -38,8 +38,9 @@ from app.sip.events import (
     TransferRequested,
     UaEvent,
 )
-from app.sip.message import SipResponse
+from app.sip.message import SipRequest, SipResponse
 from app.sip.sdp import RejectWith, SessionHandler, StaticSdpSession
+from app.sip.transport import AddressTransport, StreamTransport, UdpTransport, peer_for_uri
 from app.sip.ua import PeerInfo, Target, Transmit, UaConfig, UserAgentCore
 from app.sip.uri import SipUri, parse_uri
 
@@ -55,7 +56,8 @@ class SendingPeer(PeerInfo, Protocol):
 Resolver: TypeAlias = Callable[[SipUri], Awaitable[Sequence[Target]]]
 """Turns a SIP URI into targets (flow + Request-URI); several targets fork the call."""
 
-TargetSpec: TypeAlias = Target | Sequence[Target] | SipUri | str
+TargetSpec: TypeAlias = Target | SipUri | str | Sequence[Target | SipUri | str]
+"""One destination, or several to fork to: Targets as they are, URIs through the resolver."""
 Listener: TypeAlias = Callable[[UaEvent], None]
 
 
@@ -283,16 +285,25 @@ class UserAgent:
         self._waiters: list[tuple[Callable[[UaEvent], bool], asyncio.Future[UaEvent]]] = []
         self._requests: dict[int, asyncio.Future[SipResponse]] = {}
         self._incoming: asyncio.Queue[Call] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
 
     # --- transports in ---------------------------------------------------------------------
 
-    def receive(self, data: bytes, peer: SendingPeer) -> None:
-        """A datagram, or one message a stream framer cut, from ``peer``."""
+    def receive(self, data: bytes | SipRequest | SipResponse, peer: SendingPeer) -> None:
+        """A datagram (bytes), or a message a stream framer cut, from ``peer``."""
         if self._closed:
             return
-        self._act(lambda now: self.core.receive(data, peer, now))
+        if isinstance(data, bytes):
+            self._act(lambda now: self.core.receive(data, peer, now))
+        else:
+            self._act(lambda now: self.core.receive_message(data, peer, now))
+
+    def deliver(self, item: SipRequest | SipResponse | RemoteProtocolError, peer: SendingPeer) -> None:
+        """The transports' ``deliver`` callback (:data:`app.sip.transport.Deliver`): a
+        malformed message was answered or dropped by the transport already."""
+        if not isinstance(item, RemoteProtocolError):
+            self.receive(item, peer)
 
     def transport_error(self, peer: PeerInfo) -> None:
         """``peer`` cannot be reached (refused, closed): its transactions fail."""
@@ -323,6 +334,7 @@ class UserAgent:
     # --- making calls and requests ------------------------------------------------------
 
     async def resolve(self, spec: TargetSpec) -> list[Target]:
+        """The targets of ``spec`` (CallError when a URI leads nowhere)."""
         if isinstance(spec, Target):
             return [spec]
         if isinstance(spec, str | SipUri):
@@ -331,11 +343,17 @@ class UserAgent:
                 raise CallError(f"not a SIP URI: {spec}")
             if self.resolver is None:
                 raise CallError("no resolver for SIP URIs: pass Target objects")
-            targets = list(await self.resolver(uri))
+            try:
+                targets = list(await self.resolver(uri))
+            except OSError as exc:
+                raise CallError(f"{uri}: {exc}") from None
             if not targets:
                 raise CallError(f"nobody found at {uri}")
             return targets
-        return list(spec)
+        out: list[Target] = []
+        for item in spec:
+            out += await self.resolve(item)
+        return out
 
     async def call(
         self,
@@ -445,11 +463,13 @@ class UserAgent:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Let the session handlers close; what is still running after a second is cancelled.
+            _, pending = await asyncio.wait(set(self._tasks), timeout=1.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     # --- the driver ----------------------------------------------------------------------
 
@@ -502,16 +522,20 @@ class UserAgent:
         self.calls[ref] = call
         return call
 
-    def _spawn(self, coro: Awaitable[object]) -> None:
-        async def run() -> None:
-            try:
-                await coro
-            except (SipError, OSError, ValueError) as exc:
-                log.warning("session handler failed: %s", exc)
-
-        task = self._loop.create_task(run())
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, SipError | OSError | ValueError):
+            log.warning("session handler failed: %s", exc)
+        elif exc is not None:
+            log.error("session handler failed", exc_info=exc)
 
     def _dispatch(self, event: UaEvent) -> None:
         if isinstance(event, IncomingCall):
@@ -567,12 +591,63 @@ class UserAgent:
             original.transferred_to = new
 
 
+def transport_resolver(transports: Mapping[str, AddressTransport]) -> Resolver:
+    """A resolver for plain ``sip:``/``sips:`` URIs on the given transports (by kind:
+    udp, tcp, tls): the URI's transport parameter picks one (§19.1.1, §18)."""
+    table = dict(transports)
+
+    async def resolve(uri: SipUri) -> Sequence[Target]:
+        return [Target(await peer_for_uri(uri, table), uri)]
+
+    return resolve
+
+
+class PlainTransports:
+    """UDP and TCP sockets of one UA (direct ``sip:user@host`` calls, sipp, softphones)."""
+
+    def __init__(self, udp: UdpTransport, tcp: StreamTransport) -> None:
+        self.udp = udp
+        self.tcp = tcp
+
+    @property
+    def by_kind(self) -> dict[str, AddressTransport]:
+        return {"udp": self.udp, "tcp": self.tcp}
+
+    def uri(self, user: str, kind: str = "udp") -> str:
+        """Our URI on the ``kind`` socket, e.g. ``sip:bob@127.0.0.1:5062;transport=tcp``."""
+        host, port = (self.udp if kind == "udp" else self.tcp).local_address
+        host = f"[{host}]" if ":" in host else host
+        return f"sip:{user}@{host}:{port}" + ("" if kind == "udp" else f";transport={kind}")
+
+    async def close(self) -> None:
+        await self.udp.close()
+        await self.tcp.close()
+
+
+async def open_plain_transports(
+    ua: UserAgent, host: str = "127.0.0.1", *, udp_port: int = 0, tcp_port: int = 0
+) -> PlainTransports:
+    """Listen on UDP and TCP for ``ua`` (port 0: the OS picks), and resolve plain URIs
+    through them when the UA has no resolver of its own."""
+    udp = await UdpTransport.create(ua.deliver, host, udp_port, on_transport_error=ua.transport_error)
+    tcp = await StreamTransport.listen(
+        "tcp", ua.deliver, host, tcp_port, on_transport_error=ua.transport_error
+    )
+    plain = PlainTransports(udp, tcp)
+    if ua.resolver is None:
+        ua.resolver = transport_resolver(plain.by_kind)
+    return plain
+
+
 __all__ = [
     "Call",
     "CallError",
     "CallState",
+    "PlainTransports",
     "Resolver",
     "SendingPeer",
     "TargetSpec",
     "UserAgent",
+    "open_plain_transports",
+    "transport_resolver",
 ]

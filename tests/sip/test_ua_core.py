@@ -274,7 +274,7 @@ def test_info_and_message_in_a_dialog() -> None:
     )
     a.core.send_in_dialog(ref, "MESSAGE", net.now, body=b"hi", content_type="text/plain")
     net.run_until(lambda: len(a.of(RequestDone)) == 2)
-    assert [e.status for e in a.of(RequestDone)] == [200, 200]  # type: ignore[attr-defined]
+    assert [e.status for e in a.events if isinstance(e, RequestDone)] == [200, 200]
     info = one(b, InfoReceived)
     assert (info.call, info.content_type, info.info_package) == (bref, "application/dtmf-relay", None)
     assert one(b, MessageReceived).call == bref
