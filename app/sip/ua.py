@@ -13,6 +13,11 @@ at :meth:`UserAgentCore.next_deadline`; drive it with the call methods; collect
 of :mod:`app.sip.events`. Offer/answer bodies go in and out as bytes: the asyncio layer
 asks the session handler (which may be async) and passes the result back in.
 
+Max-Forwards (§8.1.1.6, §16.3): every request we originate carries 70. A UA never
+forwards, so nothing loops through us: a request that arrives (even with Max-Forwards 0)
+is ours to answer as its target, and a REFER's new INVITE is a new request of ours, not
+a forwarded one.
+
 Requests inside a dialog go to the flow (peer) the dialog was made over: on an AppAttach
 connection that is RFC 7904 §5.1's rule, and on plain UDP/TCP it is the symmetric path
 RFC 3581/RFC 5626 flows use. Our responses go back on the flow the request came from
@@ -600,6 +605,8 @@ class UserAgentCore:
     def _refuse_identity(self, tx: Transaction, request: SipRequest, peer: PeerInfo, now: float) -> None:
         key = (peer.verified_user or "", str(request.from_.uri))
         if key not in self._refused_logged:
+            if len(self._refused_logged) >= 1024:  # bounded: a peer may vary its From freely
+                self._refused_logged.clear()
             self._refused_logged.add(key)
             log.warning(
                 "refused %s from certificate user %s: From is %s (%s)",

@@ -8,6 +8,8 @@ import pytest
 
 from app.sip.aio import CallState, UserAgent
 from app.sip.events import EndReason
+from app.sip.message import SipResponse
+from app.sip.sdp import Codec, StaticSdpSession
 from app.sip.transaction import TimerConfig
 from app.sip.ua import UaConfig
 from app.sip.uri import SipUri
@@ -95,5 +97,21 @@ async def test_verified_flow_identity_and_403_on_mismatch() -> None:
         "From does not match the certificate's user",
     )
     assert len(bob.calls) == 1
+    await alice.close()
+    await bob.close()
+
+
+async def test_offer_without_common_codec_is_refused_488_with_warning() -> None:
+    net = MemoryNetwork()
+    g729 = Codec(18, "G729", 8000)
+    alice = make_ua(net, "alice", A)
+    bob = make_ua(net, "bob", B, auto_answer=True, session_factory=lambda: StaticSdpSession(codecs=[g729]))
+    call = await alice.call("sip:bob@10.1.0.2:5060")
+    ended = await call.wait_ended(timeout=5)
+    assert (ended.reason, ended.status, ended.phrase) == (EndReason.REJECTED, 488, "Not Acceptable Here")
+    (refusal,) = [m for src, m in net.sent if src == B and isinstance(m, SipResponse) and m.status == 488]
+    assert (
+        refusal.headers.get("Warning") == '305 example.org "Incompatible media format: no common audio codec"'
+    )
     await alice.close()
     await bob.close()

@@ -19,6 +19,7 @@ from app.sip.events import (
     MessageReceived,
     ReInviteCompleted,
     ReInviteReceived,
+    RemoteIdentity,
     RequestDone,
     TransferProgress,
     TransferRequested,
@@ -26,6 +27,7 @@ from app.sip.events import (
 )
 from app.sip.message import SipRequest, SipResponse
 from app.sip.sdp import StaticSdpSession
+from app.sip.transport import Peer as TransportPeer
 from app.sip.ua import Transmit
 
 from .virtual_net import MemPeer, Node, VirtualNet, drop_first, drop_random
@@ -703,3 +705,34 @@ def test_in_dialog_request_from_another_node_is_refused() -> None:
     assert isinstance(response, SipResponse)
     assert (response.status, response.reason) == (403, "Not the certificate this dialog was made with")
     assert not b.core.call_state(bref)[2]  # the call goes on
+
+
+def test_transport_peer_of_an_appattach_connection_is_checked() -> None:
+    """The transport module's Peer, as its AppAttach wrapper makes it (verified user and
+    Node-ID of the DTLS certificate): a From that is not the certificate's user gets 403,
+    one that is gets through with the certificate's identity."""
+    b = VirtualNet().add("bob")
+
+    def peer(user: str) -> TransportPeer:
+        return TransportPeer(
+            "dtls-appattach", "", 0, key="conn-1", local=("10.0.0.2", 5060),
+            verified_user=user, verified_node_id=b"\x42" * 16,
+        )  # fmt: skip
+
+    invite = raw("INVITE", body=StaticSdpSession().offer_sync(), extra="Content-Type: application/sdp\r\n")
+    b.core.receive(invite, peer("mallory@example.org"), 0.0)
+    out = b.core.take_outputs()
+    assert [
+        o.message.status for o in out if isinstance(o, Transmit) and isinstance(o.message, SipResponse)
+    ] == [
+        100,
+        403,
+    ]
+    assert not any(isinstance(o, IncomingCall) for o in out)
+    b.core.receive(
+        invite.replace(b"z9hG4bKraw1", b"z9hG4bKraw2").replace(b"raw-1@", b"raw-2@"),
+        peer("zed@example.org"),
+        1.0,
+    )
+    (incoming,) = [o for o in b.core.take_outputs() if isinstance(o, IncomingCall)]
+    assert incoming.identity == RemoteIdentity("zed@example.org", b"\x42" * 16, True)
