@@ -418,19 +418,28 @@ class UserAgentCore:
 
     # --- building requests -----------------------------------------------------------------
 
+    def _sent_by(self, peer: PeerInfo) -> str:
+        """Our host[:port] on ``peer``'s flow. A flow with no socket address of ours (an
+        AppAttach connection over ICE, RFC 7904 §5.1: "SIP messages carry the SIP URIs of
+        actual overlay endpoints ... in the Via and Contact") uses our AoR's host."""
+        host, _ = peer.local_address
+        return _host_port(peer.local_address) if host else self.config.aor.host
+
     def _via(self, peer: PeerInfo) -> str:
-        return f"SIP/2.0/{peer.transport} {_host_port(peer.local_address)};branch={new_branch()};rport"
+        return f"SIP/2.0/{peer.transport} {self._sent_by(peer)};branch={new_branch()};rport"
 
     def contact(self, peer: PeerInfo) -> str:
-        """Our Contact on ``peer``'s flow, in <>."""
+        """Our Contact on ``peer``'s flow, in <> (``UaConfig.contact`` overrides it)."""
         if self.config.contact is not None:
             return f"<{self.config.contact(peer)}>"
         user = self.config.aor.user
-        host = _host_port(peer.local_address)
-        scheme = "sips" if peer.transport.upper() == "TLS" and self.config.aor.scheme == "sips" else "sip"
-        param = "" if peer.transport.upper() == "UDP" else f";transport={peer.transport.lower()}"
+        kind = peer.transport.upper()
+        scheme = "sips" if kind == "TLS" and self.config.aor.scheme == "sips" else "sip"
+        # §19.1.1 knows transport=udp/tcp/tls/sctp; the flow of an AppAttach connection
+        # (DTLS) is named by the connection itself, so no parameter for it.
+        param = f";transport={kind.lower()}" if kind in ("TCP", "TLS", "SCTP") else ""
         userinfo = f"{user}@" if user else ""
-        return f"<{scheme}:{userinfo}{host}{param}>"
+        return f"<{scheme}:{userinfo}{self._sent_by(peer)}{param}>"
 
     def _from(self, tag: str) -> str:
         return str(NameAddr(self.config.display_name, self.config.aor).with_tag(tag))

@@ -28,7 +28,8 @@ from app.sip.events import (
 from app.sip.message import SipRequest, SipResponse
 from app.sip.sdp import StaticSdpSession
 from app.sip.transport import Peer as TransportPeer
-from app.sip.ua import Transmit
+from app.sip.ua import Target, Transmit
+from app.sip.uri import SipUri
 
 from .virtual_net import MemPeer, Node, VirtualNet, drop_first, drop_random
 
@@ -736,3 +737,15 @@ def test_transport_peer_of_an_appattach_connection_is_checked() -> None:
     )
     (incoming,) = [o for o in b.core.take_outputs() if isinstance(o, IncomingCall)]
     assert incoming.identity == RemoteIdentity("zed@example.org", b"\x42" * 16, True)
+
+
+def test_appattach_flow_without_socket_address_uses_the_aor_host() -> None:
+    """RFC 7904 §5.1: Via and Contact carry our overlay URI's host on an AppAttach flow."""
+    a = VirtualNet().add("alice")
+    flow = TransportPeer("dtls-appattach", "", 0, key="conn-2", verified_user="bob@example.org")
+    a.core.invite([Target(flow, SipUri("sip", "bob", None, "example.org"))], b"v=0\r\n", 0.0)
+    (out,) = [o for o in a.core.take_outputs() if isinstance(o, Transmit)]
+    invite = out.message
+    assert isinstance(invite, SipRequest) and out.peer is flow
+    assert str(invite.top_via).startswith("SIP/2.0/DTLS example.org;branch=z9hG4bK")
+    assert invite.headers.get("Contact") == "<sip:alice@example.org>"
