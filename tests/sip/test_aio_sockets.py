@@ -230,3 +230,13 @@ def _answered_by(call: Call, agent: Agent) -> bool:
         agent.net.udp.local_address[1],
         agent.net.tcp.local_address[1],
     )
+
+
+async def test_tcp_connection_refused_ends_the_call_503(agents: Factory) -> None:
+    alice = await agents("alice")
+    bob = await agents("bob")
+    uri = bob.uri("tcp")
+    await bob.net.tcp.close()  # nobody listens there any more
+    call = await alice.ua.call(uri)
+    ended = await call.wait_ended(T)
+    assert (ended.reason, ended.status) == (EndReason.TRANSPORT_ERROR, 503)
