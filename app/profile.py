@@ -71,6 +71,8 @@ class ProfileDescriptor:
     config_url: str | None = None
     enrollment_url: str | None = None
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    display_name: str | None = None
+    """What the user wants to be called (SIP display-name, RFC 3261 §20.10); optional."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,7 @@ class ProfileDescriptor:
             "config_url": self.config_url,
             "enrollment_url": self.enrollment_url,
             "created": self.created.isoformat(),
+            "display_name": self.display_name,
         }
 
     @classmethod
@@ -93,7 +96,7 @@ class ProfileDescriptor:
             for key in ("overlay", "user_name"):
                 if not isinstance(obj[key], str):
                     raise ProfileError(f"profile {key} is not a string")
-            for key in ("config_url", "enrollment_url"):
+            for key in ("config_url", "enrollment_url", "display_name"):
                 if obj.get(key) is not None and not isinstance(obj[key], str):
                     raise ProfileError(f"profile {key} is not a string")
             return cls(
@@ -104,6 +107,7 @@ class ProfileDescriptor:
                 config_url=obj.get("config_url"),
                 enrollment_url=obj.get("enrollment_url"),
                 created=datetime.fromisoformat(obj["created"]),
+                display_name=obj.get("display_name"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"malformed {DESCRIPTOR_FILE}: {exc!r}") from None

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "wire": "app.cli.wire_cmd",
     "overlay": "app.cli.overlay_cmd",
     "enroll": "app.cli.enroll_cmd",
+    "init": "app.cli.init_cmd",
     "demo": "app.cli.demo_cmd",
     "peer": "app.cli.peer_cmd",
     "bench": "app.cli.bench_cmd",
