@@ -76,7 +76,9 @@ SINGLE_HEADERS = frozenset(
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _TOKEN_RE = re.compile(_TOKEN)
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
-_GEN_VALUE = rf"(?:{_QUOTED}|\[[0-9A-Fa-f:.]+\]|{_TOKEN})"
+# An IPv6 address without brackets is what §25.1 gives via-received (IPv6address), and
+# what a UA stamps when the request came over IPv6 (RFC 5118 §4.5: accept both forms).
+_GEN_VALUE = rf"(?:{_QUOTED}|\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]+|{_TOKEN})"
 _PARAM_RE = re.compile(rf"[ \t]*;[ \t]*({_TOKEN})(?:[ \t]*=[ \t]*({_GEN_VALUE}))?[ \t]*")
 _WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+")
 _CALL_ID_RE = re.compile(rf"{_WORD_RE.pattern}(?:@{_WORD_RE.pattern})?")
