@@ -43,7 +43,7 @@ from app.cli import CliError
 from app.cli.figures import report
 from app.overlay_harness import OverlayHarness, WorkerError, provision_overlay
 
-BENCH_MODULES: list[str] = ["app.cli.bench_storage", "app.cli.bench_attach"]
+BENCH_MODULES: list[str] = ["app.cli.bench_storage", "app.cli.bench_attach", "app.cli.bench_sip"]
 """Modules adding ``bench`` sub-commands (``register_bench(subparsers)``), besides ``overlay``."""
 
 SETTLE_TIMEOUT = 120.0
