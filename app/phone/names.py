@@ -27,6 +27,16 @@ keeps a name to one device is this check, made before registering:
   smaller Node-ID keeps the name and the other withdraws. Both sides compute the same
   answer from the same data.
 
+RFC 6940 §11.3.1 asks a self-signed node to "look to see if the user name is already
+taken" and notes that this "provides protection only against accidental name collisions";
+the storage layer does so with the Certificate Store (CERTIFICATE_BY_USER, §8,
+:meth:`~reload_core.storage.certstore.CertificateStore.publish`) and then leaves our
+certificate out of that array. The phone does not decide by that array: a certificate
+stays stored as long as it is valid, long after its device has gone, so a name once used
+could never be used again while the overlay lives, not even by its owner after a
+reinstall (a new key). A registration lives only while its device refreshes it, and the
+Ping tells a live device from a registration it left behind.
+
 So the same user on two devices of one person is impossible on the local overlay, unless
 the devices share the profile's key (a copied profile folder, hence one Node-ID). A device
 whose name was taken while it was away finds it taken when it comes back: buddies who
