@@ -170,8 +170,10 @@ async def test_the_invite_on_the_wire(phones: Phones) -> None:
     data = await asyncio.wait_for(conn.recv(), WAIT)
     invite = parse_message(data)
     assert isinstance(invite, SipRequest) and invite.method == "INVITE"
-    print(f"\nINVITE over the overlay: {len(data)} bytes\n{data.decode()}")
+    print(f"\nINVITE over the overlay: {len(data)} bytes (one datagram holds {conn.max_datagram})")
+    print(data.decode())
     assert len(data) == alice.flows.last_size["INVITE"] <= MTU_LIMIT
+    assert len(data) <= conn.max_datagram  # one DTLS record in one UDP datagram, no IP fragments
     via = invite.top_via
     assert (via.transport, via.host, via.port) == ("DTLS", DOMAIN, 5060)
     assert [str(c.uri) for c in invite.contacts] == [alice.gruu]
