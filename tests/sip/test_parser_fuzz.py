@@ -246,7 +246,8 @@ def vias(draw: st.DrawFn) -> Via:
     extra = draw(st.lists(st.tuples(tokens, st.one_of(st.none(), tokens)), max_size=2))
     params = (
         ("branch", "z9hG4bK" + draw(tokens)),
-        *[(n, v) for n, v in extra if n.lower() not in ("rport", "ttl")],
+        # Parameters the parser checks (RFC 3261 §20.42, §25.1) get no random values.
+        *[(n, v) for n, v in extra if n.lower() not in ("branch", "received", "maddr", "rport", "ttl")],
     )
     return Via(
         "SIP/2.0",
