@@ -470,7 +470,7 @@ def _addr(address: IpAddressPort | None) -> str:
 
 
 async def _command(overlay: LocalOverlay, line: str) -> None:
-    """``ping HEX``, ``resolve AOR``, ``neighbors``: answers on stdout."""
+    """``ping HEX``, ``resolve AOR``, ``neighbors``, ``restart``: answers on stdout."""
     words = line.split()
     node, usage = overlay.node, overlay.usage
     if not words or node is None:
@@ -492,6 +492,16 @@ async def _command(overlay: LocalOverlay, line: str) -> None:
             aor=words[1],
             outcome=resolution.outcome.value.replace(" ", "-"),
             node_ids=_hex_list(ids),
+        )
+    elif words[0] == "restart":  # stop and start again (a fresh node, the same identity)
+        await overlay.stop()
+        status = await overlay.start()
+        _line(
+            "ready",
+            node_id=overlay.node_id.hex(),
+            listen=_addr(status.address),
+            aor=overlay.aor,
+            via=status.via.node_id.hex() if status.via else "-",
         )
     elif words[0] == "neighbors":
         _line(
