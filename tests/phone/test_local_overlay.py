@@ -153,3 +153,23 @@ async def test_after_a_merge_the_smaller_node_id_keeps_the_name(lan: Lan, tmp_pa
     assert keeper.proc.returncode is None
     await keeper.send(f"resolve sip:alice@{LOCAL_OVERLAY_NAME}")
     assert (await keeper.expect("resolve"))["node_ids"] == min(first_id, second_id)
+
+
+async def test_a_name_left_behind_by_a_vanished_device_is_free(lan: Lan, tmp_path: Path) -> None:
+    alice_dir, alice_id = profile(tmp_path, "alice")
+    bob_dir, bob_id = profile(tmp_path, "bob")
+    new_dir, new_id = profile(tmp_path, "alice", "alice-with-a-new-key")
+    alice = await lan.phone(alice_dir)
+    await ready(alice)
+    bob = await lan.phone(bob_dir)
+    await ready(bob)
+    await bob.send(f"resolve sip:alice@{LOCAL_OVERLAY_NAME}")
+    assert (await bob.expect("resolve"))["node_ids"] == alice_id
+
+    alice.proc.kill()  # gone without a word: no Leave, no goodbye, no removal
+    await alice.wait()
+    newcomer = await lan.phone(new_dir)
+    # Her registration may outlive her, but nobody answers for its Node-ID: the name is free.
+    assert (await ready(newcomer))["via"] == bob_id
+    await bob.send(f"resolve sip:alice@{LOCAL_OVERLAY_NAME}")
+    assert new_id in (await bob.expect("resolve"))["node_ids"].split(",")
