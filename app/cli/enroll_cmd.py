@@ -110,11 +110,14 @@ async def enroll_profile(
     nodeids: int = 1,
     key_kind: KeyKind = "rsa",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Callable[[str], None] = lambda step: None,
 ) -> Profile:
     """Obtain credentials for ``user`` in the overlay configured at ``config_url`` and
     store them in ``profile_dir``. ``password`` is asked only if an enrollment server
-    needs it. Raises :class:`CliError` with a one-line reason."""
+    needs it. ``progress`` hears each step as it starts (``"configuration"``, ``"key"``,
+    ``"enrollment"``, ``"saving"``). Raises :class:`CliError` with a one-line reason."""
     context = https_context(cafile)
+    progress("configuration")
     try:
         accepted = await fetch_configuration(config_url, overlay_name=overlay_name, ssl=context, now=clock())
     except ConfigError as exc:
@@ -130,9 +133,11 @@ async def enroll_profile(
         raise CliError(
             f"{profile_dir} holds the profile of {existing.user_name} in {existing.overlay}; choose another --profile"
         )
+    progress("key")
     key = generate_private_key(key_kind)
     enrollment_url: str | None = None
     if config.enrollment_servers:
+        progress("enrollment")
         der, node, enrollment_url = await _enroll_at_server(
             config, key, user, user_name, password(), nodeids, context, clock()
         )
@@ -160,6 +165,7 @@ async def enroll_profile(
         config_url=config_url,
         enrollment_url=enrollment_url,
     )
+    progress("saving")
     try:
         https_ca = Path(cafile).read_bytes() if cafile else None
         return save_profile(
