@@ -1,0 +1,198 @@
+"""What we send: a source of 20 ms frames (microphone, a looped file, or silence), the
+audio processors on the capture path, and the aiortc track that the RTP sender reads.
+
+Sources pace themselves: a device by its own clock (PortAudio delivers a block every
+20 ms), a file or silence by the event loop's clock, so the sender encodes in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, Protocol
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
+
+from app.media.audio import FRAME_SAMPLES, FRAME_SECONDS, Samples, load_audio_file, silence, to_av_frame
+from app.media.devices import CaptureStream
+
+log = logging.getLogger(__name__)
+
+_MAX_LAG: Final = 0.2  # a paced source this far behind its clock starts again from now
+
+
+class AudioProcessor(Protocol):
+    """A hook on the audio path (echo cancellation, level meters, DTMF detection...).
+
+    Both methods run on the event loop, in the capture track, once per 20 ms frame of
+    48 kHz mono int16: first ``process_playout`` with each frame the output played
+    since the last capture frame (the far-end reference an echo canceller needs, in
+    order), then ``process_capture`` with the microphone's frame, returning the frame
+    to send (same length). A processor that raises is removed (logged once).
+    """
+
+    def process_playout(self, frame: Samples) -> None: ...
+
+    def process_capture(self, frame: Samples) -> Samples: ...
+
+
+class FrameSource(Protocol):
+    description: str
+
+    async def next_frame(self) -> Samples | None:
+        """The next 20 ms frame, in real time; None if the source failed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Pacer:
+    """Waits until the next 20 ms frame is due on the event loop's clock."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._count = 0
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._start is None or now - (self._start + self._count * FRAME_SECONDS) > _MAX_LAG:
+            self._start, self._count = now, 0
+        due = self._start + self._count * FRAME_SECONDS
+        self._count += 1
+        if due > now:
+            await asyncio.sleep(due - now)
+
+
+class SilenceSource:
+    def __init__(self, description: str = "silence") -> None:
+        self.description = description
+        self._pacer = _Pacer()
+
+    async def next_frame(self) -> Samples | None:
+        await self._pacer.wait()
+        return silence()
+
+    def close(self) -> None:
+        pass
+
+
+class FileSource:
+    """An audio file sent in a loop (converted to 48 kHz mono once, when opened)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.description = f"file {self.path}"
+        self._samples = load_audio_file(self.path)
+        self._offset = 0
+        self._pacer = _Pacer()
+
+    def _slice(self) -> Samples:
+        idx = (self._offset + np.arange(FRAME_SAMPLES)) % len(self._samples)
+        self._offset = (self._offset + FRAME_SAMPLES) % len(self._samples)
+        return self._samples[idx]
+
+    async def next_frame(self) -> Samples | None:
+        await self._pacer.wait()
+        return self._slice()
+
+    def close(self) -> None:
+        pass
+
+
+class DeviceSource:
+    """A microphone: frames as PortAudio delivers them."""
+
+    def __init__(self, stream: CaptureStream) -> None:
+        self.stream = stream
+        self.description = f"input device {stream.device.name!r}"
+
+    async def next_frame(self) -> Samples | None:
+        return await self.stream.get()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class MicrophoneTrack(MediaStreamTrack):
+    """The audio track aiortc's sender reads: one frame per ``recv``, from the current
+    source, through the processors, silenced when muted. Timestamps count samples at
+    48 kHz (pts, time base 1/48000), whatever the source."""
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        source: FrameSource,
+        *,
+        processors: list[AudioProcessor] | None = None,
+        reference: collections.deque[Samples] | None = None,
+        on_source_failed: Callable[[FrameSource], FrameSource] | None = None,
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self.processors: list[AudioProcessor] = processors if processors is not None else []
+        self.reference: collections.deque[Samples] = (
+            reference if reference is not None else collections.deque(maxlen=25)
+        )
+        self._on_source_failed = on_source_failed
+        self.muted = False
+        self.frames = 0
+        self._pts = 0
+
+    @property
+    def source(self) -> FrameSource:
+        return self._source
+
+    def set_source(self, source: FrameSource) -> None:
+        """Switch sources between two frames (device change during a call)."""
+        old, self._source = self._source, source
+        if old is not source:
+            old.close()
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        source = self._source
+        samples = await source.next_frame()
+        while samples is None:
+            if source is not self._source:  # switched while we waited
+                source = self._source
+            else:
+                replacement = self._on_source_failed(source) if self._on_source_failed else SilenceSource()
+                self.set_source(replacement)
+                source = replacement
+            samples = await source.next_frame()
+        samples = self._process(samples)
+        if self.muted:
+            samples = silence(len(samples))
+        frame = to_av_frame(samples, self._pts)
+        self._pts += len(samples)
+        self.frames += 1
+        return frame
+
+    def _process(self, samples: Samples) -> Samples:
+        played: list[Samples] = []
+        while self.reference:
+            played.append(self.reference.popleft())
+        for processor in list(self.processors):
+            try:
+                for block in played:
+                    processor.process_playout(block)
+                out = processor.process_capture(samples)
+                if len(out) != len(samples):
+                    raise ValueError(f"returned {len(out)} samples for {len(samples)}")
+                samples = out
+            except Exception:
+                log.exception("audio processor %r failed: removed", processor)
+                self.processors.remove(processor)
+        return samples
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.close()
