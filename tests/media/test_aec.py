@@ -39,7 +39,9 @@ def speak(text: str, voice: str, path: Path) -> Signal:
     """espeak-ng's voice, made 48 kHz mono 16-bit by sox."""
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True, timeout=60)
-    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(path)], check=True, timeout=60)
+    subprocess.run(
+        ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(path)], check=True, timeout=60
+    )
     with wave.open(str(path), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (RATE, 1, 2)
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
@@ -55,7 +57,9 @@ class Speech:
 def speech(tmp_path_factory: pytest.TempPathFactory) -> Speech:
     missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (Debian packages espeak-ng, sox; tools/bootstrap.sh)")
+        pytest.skip(
+            f"{' and '.join(missing)} not installed (Debian packages espeak-ng, sox; tools/bootstrap.sh)"
+        )
     reason = processing_unavailable()
     if reason is not None:
         pytest.skip(reason)
@@ -84,7 +88,9 @@ def run(processor: CaptureProcessor, far: Signal, mic: Signal) -> Signal:
     out = np.zeros(len(mic))
     for at in range(0, len(mic) // CHUNK * CHUNK, CHUNK):
         processor.play(np.clip(far[at : at + CHUNK], -32768, 32767).astype(np.int16))
-        out[at : at + CHUNK] = processor.process(np.clip(mic[at : at + CHUNK], -32768, 32767).astype(np.int16))
+        out[at : at + CHUNK] = processor.process(
+            np.clip(mic[at : at + CHUNK], -32768, 32767).astype(np.int16)
+        )
     return out
 
 
@@ -134,7 +140,9 @@ def test_near_end_speech_comes_through(speech: Speech) -> None:
     level = power_db(out[alone], near_line[alone])
     alone_corr = correlation(out[alone], near_line[alone])
     both_corr = correlation(out[both], near_line[both])
-    print(f"\nnear end alone: {level:+.1f} dB, correlation {alone_corr:.2f}; double talk: correlation {both_corr:.2f}")
+    print(
+        f"\nnear end alone: {level:+.1f} dB, correlation {alone_corr:.2f}; double talk: correlation {both_corr:.2f}"
+    )
     assert abs(level) < 3.0 and alone_corr > 0.85
     assert both_corr > 0.5
 
@@ -185,7 +193,9 @@ def test_settings_switch_and_framing() -> None:
     odd = CaptureProcessor(OFF)
     pieces = [odd.process(mic[i : i + 700]) for i in range(0, 7000, 700)]
     assert [len(p) for p in pieces] == [700] * 10
-    assert np.array_equal(np.concatenate(pieces), np.concatenate((np.zeros(480, np.int16), mic[: 7000 - 480])))
+    assert np.array_equal(
+        np.concatenate(pieces), np.concatenate((np.zeros(480, np.int16), mic[: 7000 - 480]))
+    )
     # switched on at run time: it applies at the next frame
     if processing_unavailable() is None:
         processor.configure(AEC_ONLY)
