@@ -187,6 +187,12 @@ class StaticSdpSession:
 
     ``address``/``port`` go in c=/m= (RFC 4566 §5.7, §5.14); the session version in o=
     goes up with each new offer or answer that differs (RFC 3264 §8).
+
+    Hold (RFC 3264 §8.4), with the same names as the media layer's session:
+    :meth:`set_hold` makes our next offer ``a=sendonly`` (``a=inactive`` while the far
+    end holds us too) and our answers never take media in; ``local_hold`` turns true
+    when the far end accepts that offer; ``remote_hold`` is true while the far end's last
+    offer was sendonly or inactive.
     """
 
     def __init__(
@@ -202,6 +208,23 @@ class StaticSdpSession:
         self.version = 0
         self.remote: SessionDescription | None = None  # the far end's last offer or answer
         self.closed = False
+        self._want_hold = False
+        self._offered_hold = False
+        self.local_hold = False
+        self.remote_hold = False
+
+    def set_hold(self, hold: bool) -> None:
+        """Hold (or resume) in our next offer; the caller sends it in a re-INVITE."""
+        self._want_hold = hold
+
+    @property
+    def hold_requested(self) -> bool:
+        return self._want_hold
+
+    def _direction(self, *, send: bool, receive: bool) -> str:
+        return {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly"}.get(
+            (send, receive), "inactive"
+        )
 
     @property
     def _addrtype(self) -> str:
@@ -231,7 +254,8 @@ class StaticSdpSession:
         lines = self._head()
         lines.append(f"m=audio {self.port} RTP/AVP {pts}")
         lines += self._codec_lines(self.codecs)
-        lines.append("a=sendrecv")
+        self._offered_hold = self._want_hold
+        lines.append(f"a={self._direction(send=not self.remote_hold, receive=not self._want_hold)}")
         return ("\r\n".join(lines) + "\r\n").encode()
 
     def answer_sync(self, offer: bytes) -> bytes | RejectWith:
@@ -243,6 +267,7 @@ class StaticSdpSession:
             return RejectWith(488, str(exc), 399)
         lines = self._head()
         accepted = 0
+        held = False
         for m in sdp.media:
             common: list[Codec] = []
             if m.media == "audio" and m.proto == "RTP/AVP" and m.port != 0:
@@ -257,11 +282,21 @@ class StaticSdpSession:
             lines.append(f"m=audio {self.port} RTP/AVP {' '.join(str(c.payload_type) for c in common)}")
             lines += self._codec_lines(common)
             direction = m.direction if m.direction != "sendrecv" else (sdp.session_direction or "sendrecv")
-            lines.append(f"a={_REVERSE[direction]}")
+            offered = _REVERSE[direction]  # what the offer lets the answer do
+            held = direction in ("sendonly", "inactive")
+            lines.append(
+                "a="
+                + self._direction(
+                    send=offered in ("sendrecv", "sendonly"),
+                    receive=offered in ("sendrecv", "recvonly") and not self._want_hold,
+                )
+            )
         if accepted == 0:
             self.version -= 1  # nothing was answered
             return RejectWith(488, "Incompatible media format: no common audio codec", 305)
         self.remote = sdp
+        self.remote_hold = held
+        self.local_hold = self._want_hold
         return ("\r\n".join(lines) + "\r\n").encode()
 
     def accept_answer_sync(self, answer: bytes) -> RejectWith | None:
@@ -283,6 +318,7 @@ class StaticSdpSession:
         if not usable:
             return RejectWith(488, "answer has no audio codec we offered", 305)
         self.remote = sdp
+        self.local_hold = self._offered_hold
         return None
 
     async def make_offer(self) -> bytes:

@@ -74,3 +74,37 @@ def test_accept_answer() -> None:
     s = StaticSdpSession()
     assert s.accept_answer_sync(StaticSdpSession(codecs=[PCMA]).answer_sync(s.offer_sync())) is None  # type: ignore[arg-type]
     assert isinstance(s.accept_answer_sync(b"not sdp"), RejectWith)
+
+
+def test_hold_offers_sendonly_and_answers_follow() -> None:
+    """RFC 3264 §8.4: hold is an offer of sendonly (inactive if the far end holds us too);
+    an answer to a hold offer is recvonly; the holder's answers never receive."""
+    alice, bob = StaticSdpSession(), StaticSdpSession()
+    alice.set_hold(True)
+    offer = alice.offer_sync()
+    assert parse_sdp(offer).media[0].direction == "sendonly"
+    answer = bob.answer_sync(offer)
+    assert isinstance(answer, bytes)
+    assert parse_sdp(answer).media[0].direction == "recvonly"
+    assert bob.remote_hold and not bob.local_hold
+    assert alice.accept_answer_sync(answer) is None
+    assert alice.local_hold
+    # Bob holds too while held: inactive; Alice (holding) answers inactive as well.
+    bob.set_hold(True)
+    offer2 = bob.offer_sync()
+    assert parse_sdp(offer2).media[0].direction == "inactive"
+    answer2 = alice.answer_sync(offer2)
+    assert isinstance(answer2, bytes)
+    assert parse_sdp(answer2).media[0].direction == "inactive"
+    # Alice resumes while Bob still holds: she offers to receive only, he answers sendonly.
+    alice.set_hold(False)
+    answer3 = bob.answer_sync(alice.offer_sync())
+    assert isinstance(answer3, bytes)
+    assert parse_sdp(answer3).media[0].direction == "sendonly"
+    assert not bob.remote_hold
+    # Bob resumes: sendrecv both ways again.
+    bob.set_hold(False)
+    answer4 = alice.answer_sync(bob.offer_sync())
+    assert isinstance(answer4, bytes)
+    assert parse_sdp(answer4).media[0].direction == "sendrecv"
+    assert not alice.remote_hold and not alice.local_hold
