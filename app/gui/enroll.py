@@ -4,8 +4,10 @@ Both ways go through the code behind the CLI: :func:`app.cli.init_cmd.init_profi
 (``p2psip init``: the local overlay) and :func:`app.cli.enroll_cmd.enroll_profile`
 (``p2psip enroll``: configuration over HTTPS, certificate from the enrollment server,
 RFC 6940 §11.2, §11.3). Each runs in a worker thread (enrollment on an event loop of its
-own there): key generation (RSA especially) and file writes would otherwise freeze the
-window; progress crosses back to the GUI's loop with ``call_soon_threadsafe``.
+own there): key generation and file writes would otherwise freeze the window; progress
+crosses back to the GUI's loop with ``call_soon_threadsafe``. The key is ECDSA P-256, as
+``p2psip init`` makes: cheap signatures, and the DTLS of AppAttach (aiortc's client
+offers ECDSA suites only) works with it.
 
 A failure becomes an :class:`EnrollFailure`: a :class:`Problem` the wizard words for the
 user (unreachable, wrong password, name not allowed, certificate problems) and the
@@ -15,6 +17,7 @@ one-line detail the CLI would print.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -53,13 +56,12 @@ STEP_WORDS: dict[str, str] = {
 
 _CERTIFICATE_SIGNS = (
     "certificate verify failed",
-    "certificate_verify_failed",
     "does not check out",
     "signature",
-    "ssl",
     "hostname mismatch",
+    "certificate has expired",
     "not valid for",
-    "expired",
+    "wrong version number",
 )
 _UNREACHABLE_SIGNS = (
     "cannot connect",
@@ -113,9 +115,15 @@ class EnrollFailure(Exception):
         return f"{self.headline} {self.detail}"
 
 
+def tidy(detail: str) -> str:
+    """The detail without the HTTP client's internals (``ssl:<ssl.SSLContext object at
+    0x...>``), which say nothing to a user."""
+    return re.sub(r"\s*ssl:<[^>]*>", "", detail)
+
+
 def _failure(exc: Exception) -> EnrollFailure:
     detail = str(exc)
-    return EnrollFailure(classify(detail), detail)
+    return EnrollFailure(classify(detail), tidy(detail))
 
 
 async def create_local_profile(name: str, profile_dir: Path, *, display_name: str | None = None) -> Profile:
@@ -157,7 +165,13 @@ async def join_overlay(
     def work() -> Profile:
         return asyncio.run(
             enroll_profile(
-                url, user.strip(), lambda: password, profile_dir, cafile=cafile or None, progress=step
+                url,
+                user.strip(),
+                lambda: password,
+                profile_dir,
+                cafile=cafile or None,
+                key_kind="ecdsa",
+                progress=step,
             )
         )
 

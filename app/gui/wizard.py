@@ -65,9 +65,9 @@ class ErrorBox(QLabel):
         self.hide()
 
     def show_problem(self, headline: str, detail: str = "") -> None:
-        body = f"<b>{escape(headline)}</b>"
+        body = f"<b>{escape(headline, quote=False)}</b>"
         if detail:
-            body += f"<br>{escape(detail)}"
+            body += f"<br>{escape(detail, quote=False)}"
         self.setText(body)
         self.setAccessibleDescription(f"{headline} {detail}".strip())
         self.show()
@@ -81,6 +81,8 @@ class FirstRunWizard(QWidget):
     """See the module docstring. ``profile_dir``: where the new profile goes."""
 
     profileReady = Signal(str)
+    failed = Signal(str, str)
+    """A profile could not be made: the :class:`~app.gui.enroll.Problem` and the detail."""
 
     def __init__(self, profile_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -278,10 +280,10 @@ class FirstRunWizard(QWidget):
     def create_local(self) -> None:
         if self.busy or not self.local_create.isEnabled():
             return
+        self._set_busy(True)  # at once: a second click must not start a second attempt
         spawn(self._create_local())
 
     async def _create_local(self) -> None:
-        self._set_busy(True)
         try:
             profile = await create_local_profile(
                 self.local_name.text(),
@@ -290,6 +292,7 @@ class FirstRunWizard(QWidget):
             )
         except EnrollFailure as exc:
             self.local_error.show_problem(exc.headline, exc.detail)
+            self.failed.emit(exc.problem.value, exc.detail)
             return
         finally:
             self._set_busy(False)
@@ -309,10 +312,10 @@ class FirstRunWizard(QWidget):
     def join(self) -> None:
         if self.busy or not self.join_button.isEnabled():
             return
+        self._set_busy(True)
         spawn(self._join())
 
     async def _join(self) -> None:
-        self._set_busy(True)
         self.join_error.clear_problem()
         self.join_progress.setValue(0)
         self.join_progress.show()
@@ -329,6 +332,7 @@ class FirstRunWizard(QWidget):
             self.join_progress.hide()
             self.join_status.setText("")
             self.join_error.show_problem(exc.headline, exc.detail)
+            self.failed.emit(exc.problem.value, exc.detail)
             return
         finally:
             self._set_busy(False)
