@@ -1,212 +1,147 @@
-"""RFC 4733 telephone-events on an aiortc audio transceiver (aiortc 1.16 has none).
+"""RFC 4733 telephone-events on a call's RTP stream (aiortc 1.16 has none).
 
-Sending: the event packets share the audio stream's SSRC, sequence numbers and RTP clock
-(RFC 4733 §2.1, RFC 3550 §5.1) and go through the same DTLS-SRTP transport. aiortc
-numbers its audio packets in a local variable of ``RTCRtpSender._run_rtp``, so the
-channel renumbers at the one place every outgoing packet passes: the transport's
-``_send_rtp``. Our audio packets (by SSRC) get the next number of one counter that the
-event packets use too, starting where aiortc's numbering stood, so SRTP sees a
-continuous sequence. While an event is on the air the audio packets are held back
-(``suppress_audio``), as libwebrtc does: the far end hears the event, not the key's
-click. An event's RTP timestamp is the audio clock at its start, extrapolated from the
-last audio packet sent.
+The packets go through the media layer's :class:`~app.media.rtp.RtpChannel`, below
+aiortc's sender and receiver: out on the audio stream's SSRC, in its sequence space and
+on its RTP clock (RFC 4733 §2.1; RFC 3550 §5.1), through the same DTLS-SRTP transport;
+in from the payload types we declared, which aiortc would drop. While an event is on
+the air the audio packets are held back (``suppress_audio``, RFC 4733 §2.5.1.1 allows
+it), as libwebrtc does, so the far end hears the event and not the key's click.
 
-Receiving: aiortc's RTP router drops payload types it did not negotiate, so the
-channel takes the telephone-event packets at the transport's ``_handle_rtp_data``, after
-SRTP and before routing, and gives them to an :class:`~app.media.dtmf.Rfc4733Receiver`.
-aiortc's audio jitter buffer waits for every sequence number (a gap stalls it until 16
-packets have piled up), so the audio packets that follow are renumbered down by the
-count of event packets taken from their SSRC: aiortc sees a gap-free audio stream, and
-its RTCP receiver reports count loss among audio packets only.
-
-aiortc internals used (checked by :func:`hooks_available`, pinned by tests/media):
-``RTCDtlsTransport._send_rtp``, ``._handle_rtp_data``, ``._rtp_header_extensions_map``,
-``RTCRtpSender._ssrc`` and ``RTCRtpTransceiver._codecs``.
+:class:`RtpDtmfChannel` drives an :class:`~app.media.dtmf.Rfc4733Sender` on the event loop
+(one timer at its next deadline) and feeds an :class:`~app.media.dtmf.Rfc4733Receiver` per
+clock rate from the stream's listener, with a timer for the events whose end was lost.
+After each offer/answer, :meth:`RtpDtmfChannel.negotiate` takes the telephone-event
+formats of both SDPs: we send with the far end's payload type for the clock rate of the
+audio we send, and take the payload types we declared.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
-from aiortc import RTCRtpTransceiver
-from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.rtp import RtpPacket
 
 from app.media.dtmf import DEFAULT_VOLUME, EventPacket, Rfc4733Receiver, Rfc4733Sender, ToneChange
-from app.media.dtmf_sdp import TelephoneEventFormat, audio_codecs, format_for_rate, telephone_events
+from app.media.dtmf_sdp import TelephoneEventFormat, format_for_rate, telephone_events
 
 log = logging.getLogger(__name__)
 
-SendRtp = Callable[[bytes], Awaitable[None]]
-HandleRtp = Callable[[bytes, int], Awaitable[None]]
 ToneListener = Callable[[ToneChange, int], None]  # a change, and the clock rate of its units
 
-_HOOKED = ("_send_rtp", "_handle_rtp_data", "_rtp_header_extensions_map")
 
+class RtpStream(Protocol):
+    """What the channel needs of the call's RTP stream (:class:`app.media.rtp.RtpChannel`)."""
 
-def hooks_available(transceiver: RTCRtpTransceiver) -> bool:
-    """Whether this aiortc has the internals the channel hooks (see the module docstring)."""
-    transport = transceiver.sender.transport
-    return (
-        all(hasattr(transport, name) for name in _HOOKED)
-        and isinstance(getattr(transceiver.sender, "_ssrc", None), int)
-        and hasattr(transceiver, "_codecs")
-    )
+    suppress_audio: bool
 
+    def may_send(self) -> bool: ...
 
-def _u16(data: bytes, at: int) -> int:
-    return (data[at] << 8) | data[at + 1]
+    def timestamp_now(self, clock_rate: int) -> int | None: ...
 
+    async def send(
+        self, payload_type: int, payload: bytes, *, timestamp: int, marker: bool = False
+    ) -> bool: ...
 
-def _u32(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at : at + 4], "big")
-
-
-def _with_sequence(data: bytes, sequence: int) -> bytes:
-    return data[:2] + (sequence & 0xFFFF).to_bytes(2, "big") + data[4:]
+    def add_listener(
+        self, payload_type: int, listener: Callable[[RtpPacket], None]
+    ) -> Callable[[], None]: ...
 
 
 class RtpDtmfChannel:
-    """RFC 4733 on one aiortc audio transceiver: make it right after the transceiver
-    exists (so it sees every audio packet), call :meth:`negotiate` after each completed
-    offer/answer, :meth:`close` when the call ends.
+    """RFC 4733 on one call (see the module docstring).
 
-    ``on_tone`` gets each :data:`~app.media.dtmf.ToneChange` the far end's events make,
-    with the clock rate their units are in.
+    ``send_clock_rate`` tells the RTP clock rate of the audio we send now (the first
+    negotiated codec's). The stream is given with :meth:`bind` once it exists; until
+    then, and after :meth:`close`, :meth:`can_send` is false. ``on_tone`` gets each
+    :data:`~app.media.dtmf.ToneChange` the far end's events make, with the clock rate
+    their units are in.
     """
 
     def __init__(
         self,
-        transceiver: RTCRtpTransceiver,
+        send_clock_rate: Callable[[], int | None],
         *,
         on_tone: ToneListener | None = None,
         interval: float = 0.05,
         suppress_audio: bool = True,
     ) -> None:
-        if not hooks_available(transceiver):
-            raise RuntimeError("this aiortc lacks the internals RFC 4733 sending and receiving hook")
-        self.transceiver = transceiver
+        self.send_clock_rate = send_clock_rate
         self.on_tone = on_tone
         self.interval = interval
         self.suppress_audio = suppress_audio
         self._loop = asyncio.get_running_loop()
-        self._transport: Any = None
-        self._orig_send: SendRtp | None = None
-        self._orig_handle: HandleRtp | None = None
+        self._stream: RtpStream | None = None
         # sending
-        self._seq: int | None = None
-        self._last_audio: tuple[int, int, float] | None = None  # (payload type, timestamp, loop time)
-        self._origin: tuple[int, float] | None = None  # RTP clock with no audio sent yet
+        self._origin: tuple[int, float] | None = None  # an RTP clock while no audio was sent
         self._tx: Rfc4733Sender | None = None
         self._tx_task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self.packets_sent = 0
-        self.audio_held_back = 0
+        self.packets_not_sent = 0  # held (the call is on hold) or the transport was down
         # negotiated
         self._remote_formats: tuple[TelephoneEventFormat, ...] = ()
-        self._remote_rates: dict[int, int] = {}
         self._receive_formats: dict[int, TelephoneEventFormat] = {}
+        self._unlisten: list[Callable[[], None]] = []
         # receiving
         self._receivers: dict[int, Rfc4733Receiver] = {}
-        self._taken: dict[int, int] = {}  # SSRC -> event packets taken out of its sequence
         self._rx_timer: asyncio.TimerHandle | None = None
         self.packets_received = 0
         self._closed = False
-        self._hook()
 
-    # --- hooks ---------------------------------------------------------------------------------
-
-    def _hook(self) -> None:
-        transport = self.transceiver.sender.transport
-        if transport is self._transport:
+    def bind(self, stream: RtpStream) -> None:
+        """The call's RTP stream; the listeners of a stream bound before move over."""
+        if stream is self._stream:
             return
-        self._unhook()
-        self._transport = transport
-        self._orig_send = transport._send_rtp
-        self._orig_handle = transport._handle_rtp_data
-        # Instance attributes shadow the methods; _unhook deletes them again.
-        setattr(transport, "_send_rtp", self._send_rtp)  # noqa: B010
-        setattr(transport, "_handle_rtp_data", self._handle_rtp_data)  # noqa: B010
-
-    def _unhook(self) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        for name in ("_send_rtp", "_handle_rtp_data"):
-            with contextlib.suppress(AttributeError):
-                delattr(transport, name)
-        self._transport = None
-
-    async def _send_rtp(self, data: bytes) -> None:
-        assert self._orig_send is not None
-        if len(data) < 12 or is_rtcp(data) or _u32(data, 8) != self.transceiver.sender._ssrc:
-            await self._orig_send(data)
-            return
-        if self.suppress_audio and self._tx is not None and self._tx.in_event:
-            self.audio_held_back += 1
-            return
-        self._last_audio = (data[1] & 0x7F, _u32(data, 4), self._loop.time())
-        await self._orig_send(_with_sequence(data, self._next_sequence(_u16(data, 2))))
-
-    def _next_sequence(self, theirs: int) -> int:
-        if self._seq is None:
-            self._seq = theirs
-        sequence = self._seq
-        self._seq = (sequence + 1) & 0xFFFF
-        return sequence
-
-    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
-        assert self._orig_handle is not None
-        if len(data) >= 12 and not is_rtcp(data):
-            ssrc = _u32(data, 8)
-            fmt = self._receive_formats.get(data[1] & 0x7F)
-            if fmt is not None:
-                self._taken[ssrc] = self._taken.get(ssrc, 0) + 1
-                self._take_event(data, fmt)
-                return
-            taken = self._taken.get(ssrc, 0)
-            if taken:
-                data = _with_sequence(data, _u16(data, 2) - taken)
-        await self._orig_handle(data, arrival_time_ms)
+        self._stop_listening()
+        self._stream = stream
+        self._listen()
 
     # --- negotiation ---------------------------------------------------------------------------
 
     def negotiate(self, local_sdp: bytes | str, remote_sdp: bytes | str) -> None:
-        """Take the telephone-event formats of a completed offer/answer: we send with the
-        far end's payload type for the audio's clock rate, and take the ones we declared."""
-        self._hook()  # BUNDLE may have moved the sender to another transport
+        """Take the telephone-event formats of a completed offer/answer."""
         self._remote_formats = telephone_events(remote_sdp)
-        self._remote_rates = {c.payload_type: c.clock_rate for c in audio_codecs(remote_sdp)}
         self._receive_formats = {f.payload_type: f for f in telephone_events(local_sdp)}
+        self._stop_listening()
+        self._listen()
 
-    @property
-    def send_clock_rate(self) -> int | None:
-        """The RTP clock rate of the audio we send (what its packets say, else aiortc's
-        negotiated first codec)."""
-        if self._last_audio is not None and self._last_audio[0] in self._remote_rates:
-            return self._remote_rates[self._last_audio[0]]
-        codecs = self.transceiver._codecs
-        return int(codecs[0].clockRate) if codecs else None
+    def _listen(self) -> None:
+        stream = self._stream
+        if stream is None or self._closed:
+            return
+        for pt, fmt in self._receive_formats.items():
+            self._unlisten.append(stream.add_listener(pt, self._taker(fmt)))
+
+    def _stop_listening(self) -> None:
+        for remove in self._unlisten:
+            remove()
+        self._unlisten.clear()
 
     @property
     def send_format(self) -> TelephoneEventFormat | None:
-        """The far end's telephone-event format that goes with our audio, if it has one."""
-        rate = self.send_clock_rate
+        """The far end's telephone-event format that goes with the audio we send, if any
+        (RFC 4733 §2.1: events share the audio's timestamps, so the same clock rate)."""
+        rate = self.send_clock_rate()
         return format_for_rate(self._remote_formats, rate) if rate is not None else None
+
+    @property
+    def receive_formats(self) -> tuple[TelephoneEventFormat, ...]:
+        return tuple(self._receive_formats.values())
 
     def can_send(self, event: int) -> bool:
         fmt = self.send_format
-        direction = self.transceiver.currentDirection
+        stream = self._stream
         return (
             not self._closed
+            and stream is not None
             and fmt is not None
             and event in fmt.events
-            and direction in ("sendrecv", "sendonly")
+            and stream.may_send()
         )
 
     # --- sending -------------------------------------------------------------------------------
@@ -226,17 +161,19 @@ class RtpDtmfChannel:
             self._tx_task = self._loop.create_task(self._drive(self._tx, fmt.payload_type))
 
     async def drain(self) -> None:
-        """Until every queued event has been sent (or dropped because the transport closed)."""
+        """Until every queued event has been sent (or dropped because the stream stopped)."""
         await self._idle.wait()
 
-    def _rtp_now(self, now: float, clock_rate: int) -> int:
-        if self._last_audio is not None:
-            _, timestamp, at = self._last_audio
-            return (timestamp + round((now - at) * clock_rate)) & 0xFFFFFFFF
+    def _rtp_now(self, clock_rate: int) -> int:
+        stream = self._stream
+        now = stream.timestamp_now(clock_rate) if stream is not None else None
+        if now is not None:
+            return now
+        # No audio sent yet: a clock of our own, from a random origin (RFC 3550 §5.1).
         if self._origin is None:
-            self._origin = (secrets.randbits(32), now)
+            self._origin = (secrets.randbits(32), self._loop.time())
         timestamp, at = self._origin
-        return (timestamp + round((now - at) * clock_rate)) & 0xFFFFFFFF
+        return (timestamp + round((self._loop.time() - at) * clock_rate)) & 0xFFFFFFFF
 
     async def _drive(self, tx: Rfc4733Sender, payload_type: int) -> None:
         try:
@@ -247,44 +184,46 @@ class RtpDtmfChannel:
                 delay = deadline - self._loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)  # the §2.5.1.2 update timer
-                now = self._loop.time()
-                for packet in tx.poll(now, self._rtp_now(now, tx.clock_rate)):
+                packets = tx.poll(self._loop.time(), self._rtp_now(tx.clock_rate))
+                self._hold_audio(tx.in_event)
+                for packet in packets:
                     await self._send_event_packet(packet, payload_type)
-        except ConnectionError as exc:
-            # The transport closed mid-event: the rest is dropped, and audio flows again.
-            log.info("telephone-events dropped: %s", exc)
-            if self._tx is tx:
-                self._tx = None
         finally:
+            self._hold_audio(False)
+            if self._closed and self._tx is tx:
+                self._tx = None
             self._idle.set()
 
+    def _hold_audio(self, hold: bool) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.suppress_audio = hold and self.suppress_audio
+
     async def _send_event_packet(self, event: EventPacket, payload_type: int) -> None:
-        assert self._orig_send is not None and self._transport is not None
-        packet = RtpPacket(
-            payload_type=payload_type,
-            marker=1 if event.marker else 0,
-            sequence_number=self._next_sequence(secrets.randbits(15)),
-            timestamp=event.timestamp,
-            ssrc=self.transceiver.sender._ssrc,
-            payload=event.payload,
-        )
-        packet.extensions.mid = self.transceiver.mid
-        await self._orig_send(packet.serialize(self._transport._rtp_header_extensions_map))
-        self.packets_sent += 1
+        stream = self._stream
+        if stream is not None and await stream.send(
+            payload_type, event.payload, timestamp=event.timestamp, marker=event.marker
+        ):
+            self.packets_sent += 1
+        else:
+            self.packets_not_sent += 1
 
     # --- receiving -----------------------------------------------------------------------------
 
-    def _take_event(self, data: bytes, fmt: TelephoneEventFormat) -> None:
-        try:
-            packet = RtpPacket.parse(data, self._transport._rtp_header_extensions_map)
-        except ValueError:
-            return
+    def _taker(self, fmt: TelephoneEventFormat) -> Callable[[RtpPacket], None]:
+        def take(packet: RtpPacket) -> None:
+            self._take_event(packet, fmt)
+
+        return take
+
+    def _take_event(self, packet: RtpPacket, fmt: TelephoneEventFormat) -> None:
         self.packets_received += 1
         receiver = self._receivers.get(fmt.clock_rate)
         if receiver is None:
-            receiver = self._receivers[fmt.clock_rate] = Rfc4733Receiver(fmt.clock_rate)
-        now = self._loop.time()
-        changes = receiver.receive(packet.timestamp, packet.payload, now, marker=bool(packet.marker))
+            receiver = self._receivers[fmt.clock_rate] = Rfc4733Receiver(fmt.clock_rate, events=fmt.events)
+        changes = receiver.receive(
+            packet.timestamp, packet.payload, self._loop.time(), marker=bool(packet.marker)
+        )
         self._deliver(changes, fmt.clock_rate)
         self._arm_timeout()
 
@@ -314,11 +253,12 @@ class RtpDtmfChannel:
     # --- end -----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop sending, forget the receivers and give the transport its own methods back."""
+        """Stop sending and receiving (the stream's listeners are removed)."""
         self._closed = True
         if self._tx_task is not None:
             self._tx_task.cancel()
         if self._rx_timer is not None:
             self._rx_timer.cancel()
-        self._unhook()
+        self._stop_listening()
+        self._hold_audio(False)
         self._idle.set()

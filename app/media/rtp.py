@@ -12,7 +12,9 @@ after SRTP unprotection, so packets are plain RTP here):
   held back while ``may_send()`` is false (hold: the negotiated direction does not let
   us send) or while ``suppress_audio`` is set (RFC 4733 §2.5.1.1 lets a sender stop the
   audio during an event). RTCP passes untouched.
-- incoming: packets of a payload type with a listener go to it and not to aiortc.
+- incoming: packets of a payload type with a listener go to it and not to aiortc; the
+  packets of the same SSRC after them are renumbered down by as many, so aiortc's
+  receiver statistics do not count the ones taken out as lost.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class RtpChannel:
         self.may_send = may_send
         self.suppress_audio = False
         self._listeners: dict[int, list[RtpListener]] = {}
+        self._taken: dict[int, int] = {}  # SSRC -> packets handed to listeners, not to aiortc
         # RFC 3550 §5.1: a random start, in the lower half as aiortc does (no early wrap).
         self._seq = secrets.randbelow(0x8000)
         self.audio_sent = 0
@@ -120,16 +123,25 @@ class RtpChannel:
         self.received += 1
         payload_type = data[1] & 0x7F
         listeners = self._listeners.get(payload_type)
+        ssrc = int.from_bytes(data[8:12], "big")
         if listeners:
             try:
                 packet = RtpPacket.parse(data)
             except ValueError:
                 return
+            self._taken[ssrc] = self._taken.get(ssrc, 0) + 1
             for listener in list(listeners):
                 try:
                     listener(packet)
                 except Exception:
                     log.exception("RTP listener for payload type %d failed", payload_type)
             return
+        taken = self._taken.get(ssrc)
+        if taken:
+            # aiortc's receiver counts loss from sequence gaps (RFC 3550 §6.4.1): the
+            # packets taken out above were not lost, so what follows is numbered as if
+            # they had never been in the stream.
+            seq = (int.from_bytes(data[2:4], "big") - taken) & 0xFFFF
+            data = data[:2] + seq.to_bytes(2, "big") + data[4:]
         self.last_payload_type = payload_type
         await self._handle_rtp(data, arrival_time_ms)
