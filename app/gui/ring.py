@@ -174,7 +174,9 @@ class RingView(QWidget):
                 QPen(colour, 1.5, Qt.PenStyle.DashLine if node.role is Role.LINKED else Qt.PenStyle.SolidLine)
             )
             painter.drawLine(me, there)
-            middle = QPointF((me.x() + there.x()) / 2, (me.y() + there.y()) / 2)
+            # Links meet at this node: their labels sit near the far ends, where the
+            # lines are furthest apart.
+            middle = QPointF(me.x() + 0.7 * (there.x() - me.x()), me.y() + 0.7 * (there.y() - me.y()))
             label = format_rtt(node.rtt)
             width = metrics.horizontalAdvance(label) + 6
             box = QRectF(middle.x() - width / 2, middle.y() - metrics.height() / 2, width, metrics.height())
