@@ -11,6 +11,8 @@ clean. The two paths may run on different threads (PortAudio callbacks); the ref
 crosses through a bounded, locked buffer. AEC3 finds the delay between the reference and
 its echo by itself (``stream_delay_ms`` is only a hint).
 
+On a call: ``session.processors.append(CaptureProcessor(settings))`` (a MediaSession
+hands the processor each played frame, then each microphone frame, on the event loop).
 Each feature is switched by :class:`ProcessingSettings`; :meth:`CaptureProcessor.configure`
 takes new settings at the next frame (the module is rebuilt, so it learns anew). With
 everything off the samples pass unchanged.
@@ -200,6 +202,16 @@ class CaptureProcessor:
                     self._reference[0] = head[take:]
                 self._reference_samples -= take
         return out
+
+    # --- MediaSession's capture-path hook (app.media.capture.AudioProcessor) --------------------
+
+    def process_playout(self, frame: Samples) -> None:
+        """A frame the output played (``MediaSession.processors`` hands them over in order)."""
+        self.play(frame)
+
+    def process_capture(self, frame: Samples) -> Samples:
+        """The microphone's frame, cleaned, to send."""
+        return self.process(frame)
 
     # --- near end: the microphone ---------------------------------------------------------------
 
