@@ -92,10 +92,12 @@ from app.sip.sdp import RejectWith, SdpError
 
 log = logging.getLogger(__name__)
 
-#: Bytes our SDP may take: an INVITE from app/sip with compact headers carries about
-#: 330 bytes of headers on a plain UDP flow, more through an overlay's AppAttach (longer
-#: AoRs and Contact); 1300 is RFC 3261 §18.1.1's limit for the whole message.
-DEFAULT_SDP_BUDGET: Final = 900
+#: Bytes our SDP may take. An INVITE from app/sip carries about 390 bytes of compact
+#: headers on a plain UDP flow and 430 through an overlay's AppAttach (longer URIs);
+#: RFC 3261 §18.1.1 allows 1300 for the whole message. Our SDP with all four codecs and
+#: two host candidates is about 750 bytes; a relayed candidate adds about 120, so a
+#: third host candidate is then left out.
+DEFAULT_SDP_BUDGET: Final = 820
 _CLOSE_TIMEOUT: Final = 5.0
 _reported: set[tuple[str, str]] = set()  # device problems already logged at WARNING
 
@@ -203,7 +205,7 @@ class MediaSession:
         pc, transceiver = self._ensure_pc()
         if pc.signalingState == "have-remote-offer":
             raise RuntimeError("an offer of the far end is waiting for our answer")
-        transceiver.direction = _direction(send=not self._want_hold, receive=not self.remote_hold)
+        transceiver.direction = _direction(send=not self.remote_hold, receive=not self._want_hold)
         await pc.setLocalDescription(await pc.createOffer())
         return self._outgoing(pc.localDescription.sdp).encode()
 
@@ -223,7 +225,7 @@ class MediaSession:
         try:
             prepared = prepare_remote(offer, checked, transceiver.mid or "0", offer=True)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=prepared.sdp, type="offer"))
-            transceiver.direction = _direction(send=not self._want_hold, receive=True)
+            transceiver.direction = _direction(send=True, receive=not self._want_hold)
             answer = (await pc.createAnswer()).sdp
             if first and prepared.setup in (None, "actpass"):
                 # aiortc as DTLS client offers ECDSA suites only; phones with RSA
@@ -647,6 +649,8 @@ class MediaSession:
 
 
 def _direction(*, send: bool, receive: bool) -> str:
+    """RFC 3264 §8.4: holding the far end, we stop receiving (sendonly); held by it,
+    we stop sending (recvonly); both, inactive."""
     return {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly"}.get(
         (send, receive), "inactive"
     )
