@@ -18,6 +18,7 @@ from collections.abc import Callable
 from app.media.dtmf_call import DtmfMethod, DtmfReceiver, DtmfSender
 from app.media.dtmf_rtp import RtpDtmfChannel
 from app.media.dtmf_sdp import add_to_answer, add_to_offer
+from app.media.sdp import trim_local
 from app.media.session import MediaSession
 from app.sip.aio import Call, UserAgent
 
@@ -81,6 +82,8 @@ class SessionDtmf:
             text = add_to_answer(self._remote, sdp)  # our answer to the offer just seen
         else:
             text = sdp
+        if text != sdp and len(text.encode()) > self.session.sdp_budget:
+            text = _trim(text, self.session.sdp_budget)
         self._local = text
         self._renegotiate()
         return text
@@ -90,3 +93,13 @@ class SessionDtmf:
             self.channel.bind(self.session.rtp)
         if self._local is not None and self._remote is not None:
             self.channel.negotiate(self._local, self._remote)
+
+
+def _trim(sdp: str, budget: int) -> str:
+    """The session trimmed its SDP to ``budget`` before the hooks ran: trim again (its
+    least useful candidates go) now that telephone-event made it longer, keeping the
+    o= line as it is."""
+    origin = next((line.split() for line in sdp.splitlines() if line.startswith("o=")), [])
+    if len(origin) < 3 or not origin[1].isdigit() or not origin[2].isdigit():
+        return sdp
+    return trim_local(sdp, session_id=int(origin[1]), version=int(origin[2]), budget=budget)

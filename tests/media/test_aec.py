@@ -155,8 +155,9 @@ def room_noise(seconds: float, rms: float, seed: int) -> Signal:
     freqs = np.fft.rfftfreq(len(white), 1 / RATE)
     spectrum[freqs > 6000] = 0
     spectrum[1:] /= np.sqrt(np.maximum(freqs[1:], 50) / 50)
-    noise = np.fft.irfft(spectrum, len(white))
-    return noise * (rms / np.sqrt(np.mean(np.square(noise))))
+    noise: Signal = np.fft.irfft(spectrum, len(white))
+    scaled: Signal = noise * (rms / float(np.sqrt(np.mean(np.square(noise)))))
+    return scaled
 
 
 def test_noise_suppression_and_gain(speech: Speech) -> None:

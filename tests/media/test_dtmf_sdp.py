@@ -13,6 +13,8 @@ from app.media.dtmf_sdp import (
     format_for_rate,
     telephone_events,
 )
+from app.media.dtmf_session import SessionDtmf
+from app.media.session import AudioOptions, MediaSession
 
 pytestmark = pytest.mark.media
 
@@ -82,3 +84,27 @@ async def test_aiortc_offer_and_answer_carry_telephone_event() -> None:
     finally:
         await caller.close()
         await callee.close()
+
+
+async def test_session_offer_with_telephone_event_keeps_the_sdp_budget() -> None:
+    """MediaSession trims its SDP to a byte budget (an INVITE in one datagram) before the
+    hooks run: with telephone-event added, the least useful candidates go again."""
+    plain_session = MediaSession(audio=AudioOptions(use_devices=False))
+    try:
+        plain = (await plain_session.make_offer()).decode()
+    finally:
+        await plain_session.close()
+    candidates = [line for line in plain.splitlines() if line.startswith("a=candidate:")]
+    if len(candidates) < 2:
+        pytest.skip("one ICE candidate only on this machine: nothing to trim")
+    budget = len(plain.encode()) + 40  # room for the plain offer, not for telephone-event too
+    session = MediaSession(audio=AudioOptions(use_devices=False), sdp_budget=budget)
+    SessionDtmf(session)
+    try:
+        offer = (await session.make_offer()).decode()
+    finally:
+        await session.close()
+    assert len(offer.encode()) <= budget
+    assert {f.clock_rate for f in telephone_events(offer)} == {48000, 8000}
+    kept = [line for line in offer.splitlines() if line.startswith("a=candidate:")]
+    assert 1 <= len(kept) < len(candidates)
