@@ -199,6 +199,16 @@ def save_profile(
     return Profile(path, descriptor, configuration, private_key, certificate, root_certs, https_ca_pem)
 
 
+def replace_configuration(directory: str | os.PathLike[str], configuration: bytes) -> None:
+    """Put a newer configuration document (§11.1: a ConfigUpdate, §6.5.4, or a refetch,
+    §11.2) in place of the profile's, atomically; the other files stay as they are."""
+    path = Path(directory)
+    try:
+        _write_private(path / CONFIG_FILE, configuration)
+    except OSError as exc:
+        raise ProfileError(f"cannot write the configuration in {path}: {exc.strerror or exc}") from None
+
+
 def _check_consistent(descriptor: ProfileDescriptor, private_key: PrivateKey, certificate: bytes) -> None:
     node_id_length = len(descriptor.node_ids[0]) if descriptor.node_ids else 16
     try:
