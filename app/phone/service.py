@@ -42,7 +42,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +77,7 @@ from app.phone.network import (
 from app.phone.phone_call import CallActionError, OfflineError, PhoneCall
 from app.phone.plain import PlainSip, SipListen, parse_sip_listen
 from app.phone.presence import CheckResult, PresenceMonitor, PresencePolicy, PresenceScheduler
+from app.phone.snapshot import OverlaySnapshot, snapshot_of
 from app.phone.store import (
     AsyncPhoneStore,
     CallRecord,
@@ -360,6 +361,13 @@ class Phone:
 
     def get_call(self, number: int) -> PhoneCall | None:
         return self._calls.get(number)
+
+    def overlay_snapshot(self, *, errors: Sequence[str] = ()) -> OverlaySnapshot | None:
+        """This node in its overlay now (:mod:`app.phone.snapshot`: neighbours, fingers,
+        links with their RTTs, stored data), None while off the overlay. ``errors``: the
+        caller's recent errors, shown with it."""
+        session = self.keeper.session
+        return None if session is None else snapshot_of(session.node, self.overlay, errors=errors)
 
     # ================================================================ listeners
 
