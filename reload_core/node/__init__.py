@@ -55,7 +55,8 @@ Observing
     closed), ``node.successors``/``predecessors``/``fingers`` (bytes, closest first),
     ``node.connected_nodes``, ``node.address``. ``node.add_listener(callback)`` gets the
     events of :mod:`reload_core.node.events` (``NeighborsChanged``, ``ConnectionChanged``,
-    ``StateChanged``, ``ResponsibilityChanged``, ``ConfigurationChanged``);
+    ``StateChanged``, ``ResponsibilityChanged``, ``ConfigurationChanged``,
+    ``ConfigurationOutdated``);
     ``await wait_until(nodes, predicate, timeout)`` waits on those events for a condition.
 
 Transports
@@ -68,6 +69,7 @@ from reload_core.node.chord_driver import ChordDriver, OverlayHooks
 from reload_core.node.errors import JoinError, NodeClosedError, NodeError, RequestError, RequestRejected
 from reload_core.node.events import (
     ConfigurationChanged,
+    ConfigurationOutdated,
     ConnectionChanged,
     NeighborsChanged,
     NodeEvent,
@@ -92,6 +94,7 @@ __all__ = [
     "Answer",
     "ChordDriver",
     "ConfigurationChanged",
+    "ConfigurationOutdated",
     "ConnectionChanged",
     "Handler",
     "IncomingRequest",

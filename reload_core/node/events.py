@@ -57,7 +57,23 @@ class ConfigurationChanged:
     sequence: int
 
 
-NodeEvent = NeighborsChanged | ConnectionChanged | StateChanged | ResponsibilityChanged | ConfigurationChanged
+@dataclass(frozen=True, slots=True)
+class ConfigurationOutdated:
+    """A node answered one of our requests with Error_Config_Too_Old (§6.3.2.1): the
+    overlay runs a newer configuration than ours. It pushes it in a ConfigUpdate, but a
+    document larger than max-message-size cannot travel that way: fetch it (§11.2)."""
+
+    responder: bytes
+
+
+NodeEvent = (
+    NeighborsChanged
+    | ConnectionChanged
+    | StateChanged
+    | ResponsibilityChanged
+    | ConfigurationChanged
+    | ConfigurationOutdated
+)
 Listener = Callable[[NodeEvent], None]
 
 
@@ -113,6 +129,7 @@ async def wait_until(nodes: Iterable[Observable], predicate: Callable[[], bool],
 
 __all__ = [
     "ConfigurationChanged",
+    "ConfigurationOutdated",
     "ConnectionChanged",
     "EventHub",
     "Listener",

@@ -62,6 +62,7 @@ from reload_core.node.envelope import (
 from reload_core.node.errors import JoinError, NodeClosedError, RequestError, RequestRejected
 from reload_core.node.events import (
     ConfigurationChanged,
+    ConfigurationOutdated,
     ConnectionChanged,
     EventHub,
     Listener,
@@ -1118,6 +1119,8 @@ class Node:
         outcome: Outcome
         if error is not None:
             outcome = RequestError(error.error_code, error.error_info, message)
+            if error.error_code == ErrorCode.Error_Config_Too_Old:
+                self.emit(ConfigurationOutdated(signer_id))
         elif code != out.code + 1:
             outcome = RequestError(
                 ErrorCode.Error_Invalid_Message, f"answer code {code:#06x} to {out.code:#06x}", message

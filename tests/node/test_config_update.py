@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from reload_core.config import ConfigurationDocument, OverlayConfiguration, sign_config
-from reload_core.node import NodeSettings, RequestError, wait_until
+from reload_core.node import ConfigurationOutdated, NodeEvent, NodeSettings, RequestError, wait_until
 from reload_core.security.ca import OverlayCA
 from reload_core.wire.codes import ErrorCode, MessageCode
 from reload_core.wire.link_methods import ConfigUpdateReq, ConfigUpdateType, PingReq
@@ -39,9 +39,13 @@ async def test_older_configuration_is_updated_through_the_overlay(ring: MemoryRi
     a.apply_configuration(a.settings.with_configuration(v2, doc2))
     assert a.settings.configuration_sequence == 2 and a.settings.chord.update_interval == 300
 
+    outdated: list[NodeEvent] = []
+    b.add_listener(lambda e: outdated.append(e) if isinstance(e, ConfigurationOutdated) else None)
     with pytest.raises(RequestError) as caught:
         await b.request(NodeDestination(a.node_id), MessageCode.ping_req, PingReq())
     assert caught.value.error_code == ErrorCode.Error_Config_Too_Old
+    # b is told, so that it can fetch the document when it is too large to be pushed.
+    assert outdated == [ConfigurationOutdated(a.node_id)]
     # a pushed its document (header sequence 65535) and b adopted it after checking it.
     await wait_until([b], lambda: b.settings.configuration_sequence == 2, 10.0)
     assert b.settings.chord.update_interval == 300 and b.settings.configuration_document == doc2
