@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "find": "app.cli.storage_cmd",
     "sim": "app.cli.sim_cmd",
     "sip": "app.cli.sip_cmd",
+    "gui": "app.cli.gui_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

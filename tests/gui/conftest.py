@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
@@ -22,7 +23,13 @@ import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
 
-from tests.gui.overlay_server import operator  # noqa: F401  (a fixture of the wizard's tests)
+from tests.gui.overlay_server import operator
+from tests.gui.phones import GuiPhone
+from tests.ice.conftest import interface_address
+from tests.phone.phone_lab import PhoneLab
+
+# Fixtures defined elsewhere and used here.
+__all__ = ["interface_address", "operator"]
 
 
 def _app() -> QApplication:
@@ -30,6 +37,8 @@ def _app() -> QApplication:
     if app is None:
         app = QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
+    # As in the app: closing a window never quits (it would stop the test's loop).
+    app.setQuitOnLastWindowClosed(False)
     return app
 
 
@@ -56,3 +65,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture
+async def lab(tmp_path: Path, interface_address: str) -> AsyncIterator[PhoneLab]:
+    """An enrolled overlay with its bootstrap peer running in this process (real TLS links
+    on 127.0.0.1; AppAttach and media ICE on this machine's interface address)."""
+    made = PhoneLab(tmp_path)
+    try:
+        await made.start_bootstrap()
+        yield made
+    finally:
+        await made.close()
+
+
+@pytest.fixture
+async def gui(lab: PhoneLab) -> AsyncIterator[GuiPhone]:
+    """alice's phone on the lab's overlay, with the GUI's windows on it."""
+    made = await GuiPhone.open(lab, "alice")
+    try:
+        yield made
+    finally:
+        await made.close()

@@ -1,0 +1,289 @@
+"""The GUI application: the first-run wizard or the phone's windows, on qasync's loop.
+
+:class:`PhoneWindows` are the windows of one running :class:`~app.phone.service.Phone`:
+the bridge that turns its events into signals, the main window, the tray icon, and the
+settings and overlay windows opened on demand. :class:`GuiApp` decides what to show for
+a profile folder (the wizard when it holds no profile), opens the phone, and shuts
+everything down in order on quit (calls hung up, registration removed, overlay left).
+:func:`run` is ``p2psip gui``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QApplication
+
+from app.gui.bridge import EventBridge
+from app.gui.call_media import MediaKit
+from app.gui.icons import icon
+from app.gui.main_window import MainWindow
+from app.gui.overlay_panel import OverlayPanel
+from app.gui.settings import SettingsWindow
+from app.gui.tasks import cancel_all, spawn
+from app.gui.theme import Scheme, apply_scheme, follow_desktop
+from app.gui.tray import TrayIcon
+from app.gui.wizard import FirstRunWizard
+from app.phone.service import Phone, PhoneError, PhoneOptions
+from app.phone.store import Settings
+from app.profile import ProfileError, existing_descriptor
+
+log = logging.getLogger("p2psip.gui")
+
+START_MINIMISED = "gui.start_minimised"
+"""Store key (the phone's free-form settings) of the "start minimised" choice."""
+
+
+class ErrorLog(logging.Handler):
+    """The last warnings and errors of the phone and the overlay, for the overlay panel."""
+
+    def __init__(self, size: int = 40) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: collections.deque[str] = collections.deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            when = time.strftime("%H:%M:%S", time.localtime(record.created))
+            self.lines.append(f"{when} {record.getMessage()}")
+        except Exception:
+            self.handleError(record)
+
+    def install(self) -> None:
+        logging.getLogger().addHandler(self)
+
+    def remove(self) -> None:
+        logging.getLogger().removeHandler(self)
+
+
+class PhoneWindows(QObject):
+    """The windows of one running phone (see the module docstring)."""
+
+    quitRequested = Signal()
+
+    def __init__(
+        self, phone: Phone, kit: MediaKit | None, *, errors: ErrorLog | None = None, tray: bool = True
+    ) -> None:
+        super().__init__()
+        self.phone = phone
+        self.kit = kit
+        self.errors = errors or ErrorLog()
+        self.bridge = EventBridge(self)
+        self.bridge.attach(phone)
+        self.tray = TrayIcon(self) if tray else None
+        self.window = MainWindow(phone, self.bridge, kit, self.tray)
+        self.window.settingsRequested.connect(self.show_settings)
+        self.window.overlayRequested.connect(self.show_overlay)
+        self.window.quitRequested.connect(self.quitRequested)
+        self.settings_window: SettingsWindow | None = None
+        self.overlay_window: OverlayPanel | None = None
+        self.start_minimised = False
+
+    async def load(self) -> None:
+        await self.window.load()
+        value = await self.phone.store.get_setting(START_MINIMISED, False)
+        self.start_minimised = value is True
+
+    def show(self, *, minimised: bool | None = None) -> None:
+        hidden = self.start_minimised if minimised is None else minimised
+        if hidden and self.tray is not None and self.tray.available:
+            return  # in the tray only; its menu brings the window up
+        if hidden:
+            self.window.showMinimized()
+        else:
+            self.window.show()
+
+    def show_settings(self) -> None:
+        if self.settings_window is None:
+            profile = self.phone.profile
+            lines = [
+                ("Address (AoR)", self.phone.aor),
+                ("Overlay", self.phone.overlay),
+                ("Node-ID", self.phone.node_id.hex()),
+                (
+                    "Certificate",
+                    "self-signed"
+                    if profile.descriptor.self_signed
+                    else "from the overlay's enrollment server",
+                ),
+                ("Profile folder", str(profile.directory)),
+            ]
+            window = SettingsWindow(self.phone.settings, self._save_settings, self.kit, lines)
+            window.setWindowFlag(Qt.WindowType.Window)
+            window.echoTestRequested.connect(self.window.echo_test)
+            self.settings_window = window
+        else:
+            self.settings_window.load(self.phone.settings)
+        self.settings_window.show()
+        self.settings_window.raise_()
+
+    async def _save_settings(self, changes: dict[str, object]) -> Settings:
+        try:
+            return await self.phone.update_settings(**changes)
+        except PhoneError as exc:
+            raise ValueError(str(exc)) from None
+
+    def show_overlay(self) -> None:
+        if self.overlay_window is None:
+            panel = OverlayPanel(lambda: self.phone.overlay_snapshot(errors=list(self.errors.lines)))
+            panel.setWindowTitle(f"P2PSIP Phone: overlay {self.phone.overlay}")
+            panel.setWindowIcon(icon("overlay"))
+            panel.resize(1000, 600)
+            self.overlay_window = panel
+        self.overlay_window.show()
+        self.overlay_window.raise_()
+
+    async def set_start_minimised(self, on: bool) -> None:
+        self.start_minimised = on
+        await self.phone.store.set_setting(START_MINIMISED, on)
+
+    def close_windows(self) -> None:
+        self.window.quitting = True
+        for w in (self.settings_window, self.overlay_window):
+            if w is not None:
+                w.close()
+        self.window.close()
+        if self.tray is not None:
+            self.tray.hide()
+        self.bridge.detach()
+
+
+class GuiApp(QObject):
+    """One profile folder's GUI: :meth:`start` shows the wizard or opens the phone."""
+
+    finished = Signal()
+    phoneReady = Signal()
+
+    def __init__(
+        self,
+        profile_dir: Path,
+        *,
+        minimised: bool | None = None,
+        use_devices: bool = True,
+        options: PhoneOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.profile_dir = profile_dir
+        self.minimised = minimised
+        self.kit = MediaKit(Settings(), use_devices=use_devices)
+        self.options = options or PhoneOptions()
+        self.wizard: FirstRunWizard | None = None
+        self.windows: PhoneWindows | None = None
+        self.phone: Phone | None = None
+        self.errors = ErrorLog()
+        self.errors.install()
+        self.problem = ""
+        self._quitting = False
+
+    def start(self) -> None:
+        try:
+            descriptor = existing_descriptor(self.profile_dir)
+        except ProfileError as exc:
+            self.problem = str(exc)
+            log.error("%s", exc)
+            self.finished.emit()
+            return
+        if descriptor is None:
+            self.wizard = FirstRunWizard(self.profile_dir)
+            self.wizard.profileReady.connect(self._profile_made)
+            self.wizard.show()
+        else:
+            spawn(self.open_phone())
+
+    def _profile_made(self, _folder: str) -> None:
+        if self.wizard is not None:
+            self.wizard.close()
+            self.wizard.deleteLater()
+            self.wizard = None
+        spawn(self.open_phone())
+
+    async def open_phone(self) -> None:
+        options = dataclasses.replace(self.options, session_factory=self.kit.session_factory)
+        try:
+            phone = await Phone.open(self.profile_dir, options=options)
+        except PhoneError as exc:
+            self.problem = str(exc)
+            log.error("the phone cannot start: %s", exc)
+            self.finished.emit()
+            return
+        self.phone = phone
+        self.kit.update(phone.settings)
+        windows = PhoneWindows(phone, self.kit, errors=self.errors)
+        windows.quitRequested.connect(lambda: spawn(self.quit()))
+        self.windows = windows
+        await windows.load()
+        windows.show(minimised=self.minimised)
+        self.phoneReady.emit()
+        try:
+            await phone.start()
+        except PhoneError as exc:
+            log.error("the phone cannot start: %s", exc)
+
+    async def quit(self) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        if self.windows is not None:
+            self.windows.close_windows()
+        if self.wizard is not None:
+            self.wizard.close()
+        if self.phone is not None:
+            try:
+                await asyncio.wait_for(self.phone.close(), 15)
+            except TimeoutError:
+                log.warning("the phone took too long to sign out")
+        self.kit.close()
+        self.errors.remove()
+        self.finished.emit()
+
+
+def run(profile_dir: Path, *, minimised: bool | None = None, scheme: Scheme = Scheme.SYSTEM) -> int:
+    """``p2psip gui``: the whole application until it quits; the exit status."""
+    import qasync
+
+    QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("P2PSIP Phone")
+    app.setApplicationDisplayName("P2PSIP Phone")
+    app.setDesktopFileName("p2psip-phone")
+    app.setWindowIcon(icon("app"))
+    app.setQuitOnLastWindowClosed(False)  # the tray keeps the phone; quitting is explicit
+    if scheme is Scheme.SYSTEM:
+        follow_desktop(app)
+    else:
+        apply_scheme(app, scheme)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    gui = GuiApp(profile_dir, minimised=minimised)
+    done = asyncio.Event()
+    gui.finished.connect(done.set)
+
+    def last_window_closed() -> None:
+        # Without a tray, closing the window (or the wizard) is quitting.
+        windows = gui.windows
+        if windows is None or windows.tray is None or not windows.tray.available:
+            spawn(gui.quit())
+
+    app.lastWindowClosed.connect(last_window_closed)
+
+    async def main() -> None:
+        gui.start()
+        await done.wait()
+        await cancel_all()
+
+    with loop:
+        loop.run_until_complete(main())
+    if gui.problem:
+        print(f"p2psip: error: {gui.problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["START_MINIMISED", "ErrorLog", "GuiApp", "PhoneWindows", "run"]

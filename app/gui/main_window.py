@@ -1,0 +1,766 @@
+"""The main window: who I am and how I am connected; buddies with presence; the dial
+field and pad; the calls going on; recent calls; a chat per buddy.
+
+It talks to the phone through its async API only (every action is spawned, never
+awaited in a slot) and hears from it only through the :class:`~app.gui.bridge.EventBridge`.
+Keyboard: Ctrl+L dial field, Ctrl+F search buddies, Return on a buddy calls them,
+Ctrl+Return calls the selected buddy from anywhere, Ctrl+T chats with them, Ctrl+N adds
+a buddy, Ctrl+Shift+A answers, Ctrl+Shift+H hangs up, Ctrl+M mutes, Ctrl+E the echo test,
+Ctrl+, settings, Ctrl+O the overlay panel, Ctrl+Q quits.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMainWindow,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.bridge import EventBridge
+from app.gui.call_media import MediaKit
+from app.gui.call_widget import CallWidget, IncomingCallWindow
+from app.gui.chat import ChatPane
+from app.gui.dialpad import DialPad
+from app.gui.formatting import Presence
+from app.gui.icons import icon
+from app.gui.models import BuddyFilter, BuddyListModel, HistoryModel
+from app.gui.tasks import spawn
+from app.gui.tray import TrayIcon
+from app.phone.calls import CallDirection, CallState, EndCause
+from app.phone.events import (
+    BuddiesChanged,
+    CallRemoteHold,
+    CallStateChanged,
+    MessageReceived,
+    MessageStateChanged,
+    PhoneState,
+    PhoneStateChanged,
+    PresenceChanged,
+    SettingsChanged,
+)
+from app.phone.phone_call import PhoneCall
+from app.phone.service import Phone, PhoneError
+from app.phone.store import Contact
+from app.phone.words import short_name
+
+ENDED_LINGER_MS = 4000
+"""An ended call stays on screen this long, so its last words ("bob is busy") are read."""
+
+STATE_COLOURS = {
+    PhoneState.REGISTERED: "#2da44e",
+    PhoneState.JOINING: "#bf8700",
+    PhoneState.REGISTERING: "#bf8700",
+    PhoneState.OFFLINE: "#cf222e",
+    PhoneState.STOPPED: "#8c959f",
+    PhoneState.CLOSED: "#8c959f",
+}
+
+
+def connection_words(state: PhoneState, reason: str, role: str | None, retry_in: float | None) -> str:
+    """The header's connection line: registered (as a peer or client), joining, offline and why."""
+    if state is PhoneState.REGISTERED:
+        return f"Registered as a {role}" if role else "Registered"
+    if state is PhoneState.JOINING:
+        return "Joining the overlay…"
+    if state is PhoneState.REGISTERING:
+        return "Registering…"
+    if state is PhoneState.OFFLINE:
+        text = f"Offline: {reason}" if reason else "Offline"
+        if retry_in is not None:
+            text += f" (trying again in {retry_in:.0f} s)"
+        return text
+    if state is PhoneState.CLOSED:
+        return "Signed out"
+    return "Not started"
+
+
+def echo_aor(domain: str) -> str:
+    """The overlay's echo test contact (``echo@`` of our domain)."""
+    return f"sip:echo@{domain}"
+
+
+class BuddyEditor(QFrame):
+    """Add or edit a buddy in place (no modal dialog): AoR and display name."""
+
+    submitted = Signal(str, str, str)  # original AoR ("" when adding), AoR, display name
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAccessibleName("Buddy editor")
+        self.original = ""
+        self.aor = QLineEdit()
+        self.aor.setPlaceholderText("name, or user@domain")
+        self.aor.setAccessibleName("Buddy address")
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("optional")
+        self.name.setAccessibleName("Buddy display name")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("QLabel { color: #cf222e; }")
+        self.error.setAccessibleName("Buddy problem")
+        self.error.hide()
+        self.save = QPushButton("Save")
+        self.save.setAccessibleName("Save buddy")
+        cancel = QPushButton("Cancel")
+        cancel.setAccessibleName("Cancel buddy editing")
+        form = QFormLayout()
+        form.addRow("&Address:", self.aor)
+        form.addRow("&Name:", self.name)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(self.save)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addLayout(buttons)
+        self.save.clicked.connect(self._submit)
+        self.aor.returnPressed.connect(self._submit)
+        self.name.returnPressed.connect(self._submit)
+        cancel.clicked.connect(self.hide)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.hide)
+        self.hide()
+
+    def start(self, aor: str = "", name: str = "") -> None:
+        self.original = aor
+        self.aor.setText(aor)
+        self.aor.setReadOnly(bool(aor))  # the AoR is the buddy's key: a new AoR is a new buddy
+        self.name.setText(name)
+        self.error.hide()
+        self.show()
+        (self.name if aor else self.aor).setFocus()
+
+    def _submit(self) -> None:
+        if self.aor.text().strip():
+            self.submitted.emit(self.original, self.aor.text().strip(), self.name.text().strip())
+
+    def fail(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+
+class MainWindow(QMainWindow):
+    """See the module docstring."""
+
+    settingsRequested = Signal()
+    overlayRequested = Signal()
+    quitRequested = Signal()
+
+    def __init__(
+        self,
+        phone: Phone,
+        bridge: EventBridge,
+        kit: MediaKit | None = None,
+        tray: TrayIcon | None = None,
+    ) -> None:
+        super().__init__()
+        self.phone = phone
+        self.bridge = bridge
+        self.kit = kit
+        self.tray = tray
+        self.setWindowTitle(f"P2PSIP Phone: {phone.user}")
+        self.setWindowIcon(icon("app"))
+        self.setAccessibleName("P2PSIP Phone")
+        self.call_widgets: dict[int, CallWidget] = {}
+        self.incoming_windows: dict[int, IncomingCallWindow] = {}
+        self.missed = 0
+        self.unread: dict[str, int] = {}
+        self.quitting = False
+        self.close_to_tray = tray is not None and tray.available
+        self.last_state = PhoneStateChanged(phone.state, phone.state_reason, phone.role, time.time())
+
+        self.buddy_model = BuddyListModel(self)
+        self.buddy_filter = BuddyFilter(self.buddy_model, self)
+        self.history_model = HistoryModel(self)
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.addWidget(self._header())
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._buddy_panel())
+        splitter.addWidget(self._phone_panel())
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        outer.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self.statusBar().setAccessibleName("Status")
+        self._shortcuts()
+        self._connect()
+        self.show_state(self.last_state)
+        self.resize(1000, 680)
+
+    # ================================================================ building
+
+    def _header(self) -> QWidget:
+        header = QFrame()
+        header.setFrameShape(QFrame.Shape.StyledPanel)
+        header.setAccessibleName("Who I am")
+        self.me = QLabel()
+        font = QFont(self.me.font())
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.me.setFont(font)
+        self.me.setAccessibleName("My name")
+        self.my_aor = QLabel(self.phone.aor)
+        self.my_aor.setAccessibleName("My address")
+        self.my_aor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.overlay_label = QLabel(f"Overlay {self.phone.overlay}")
+        self.overlay_label.setAccessibleName("Overlay")
+        self.connection = QLabel()
+        self.connection.setAccessibleName("Connection")
+        self.connection.setTextFormat(Qt.TextFormat.RichText)
+        self.connection.setWordWrap(True)
+        who = QVBoxLayout()
+        who.addWidget(self.me)
+        who.addWidget(self.my_aor)
+        where = QVBoxLayout()
+        where.addWidget(self.overlay_label)
+        where.addWidget(self.connection)
+        self.retry_button = QPushButton("Retry now")
+        self.retry_button.setAccessibleName("Reconnect now")
+        self.retry_button.clicked.connect(self.phone.retry_now)
+        self.retry_button.hide()
+
+        def tool(text: str, name: str, icon_name: str) -> QToolButton:
+            button = QToolButton()
+            button.setText(text)
+            button.setIcon(icon(icon_name))
+            button.setAccessibleName(name)
+            button.setToolTip(name)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            button.setAutoRaise(True)
+            return button
+
+        self.dnd_button = tool("Do not disturb", "Do not disturb", "dnd")
+        self.dnd_button.setCheckable(True)
+        self.dnd_button.clicked.connect(self.toggle_dnd)
+        self.echo_button = tool("Echo test", "Call the echo test", "echo")
+        self.echo_button.clicked.connect(self.echo_test)
+        self.overlay_button = tool("Overlay", "Show the overlay panel", "overlay")
+        self.overlay_button.clicked.connect(self.overlayRequested)
+        self.settings_button = tool("Settings", "Open the settings", "settings")
+        self.settings_button.clicked.connect(self.settingsRequested)
+        row = QHBoxLayout(header)
+        logo = QLabel()
+        logo.setPixmap(icon("app").pixmap(40, 40))
+        logo.setAccessibleName("P2PSIP Phone")
+        row.addWidget(logo)
+        row.addLayout(who, 2)
+        row.addLayout(where, 3)
+        row.addWidget(self.retry_button)
+        for button in (self.dnd_button, self.echo_button, self.overlay_button, self.settings_button):
+            row.addWidget(button)
+        return header
+
+    def _buddy_panel(self) -> QWidget:
+        panel = QWidget()
+        panel.setAccessibleName("Buddies")
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search buddies (Ctrl+F)")
+        self.search.setAccessibleName("Search buddies")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self.search.textChanged.connect(self.buddy_filter.search)
+        self.buddy_list = QListView()
+        self.buddy_list.setAccessibleName("Buddy list")
+        self.buddy_list.setModel(self.buddy_filter)
+        self.buddy_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.buddy_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.buddy_list.setSpacing(2)
+        self.buddy_list.activated.connect(self._buddy_activated)
+        self.buddy_editor = BuddyEditor()
+        self.buddy_editor.submitted.connect(self._save_buddy)
+
+        def button(text: str, name: str, icon_name: str) -> QToolButton:
+            b = QToolButton()
+            b.setIcon(icon(icon_name))
+            b.setText(text)
+            b.setToolTip(name)
+            b.setAccessibleName(name)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            return b
+
+        self.add_button = button("Add", "Add a buddy", "buddy-add")
+        self.add_button.clicked.connect(lambda: self.buddy_editor.start())
+        self.edit_button = button("Edit", "Edit the buddy", "edit")
+        self.edit_button.clicked.connect(self.edit_selected)
+        self.remove_button = button("Remove", "Remove the buddy", "remove")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.call_button = button("Call", "Call the buddy", "call")
+        self.call_button.clicked.connect(self.call_selected)
+        self.chat_button = button("Chat", "Chat with the buddy", "chat")
+        self.chat_button.clicked.connect(self.chat_selected)
+        manage = QHBoxLayout()
+        for b in (self.add_button, self.edit_button, self.remove_button):
+            manage.addWidget(b)
+        manage.addStretch(1)
+        talk = QHBoxLayout()
+        talk.addWidget(self.call_button)
+        talk.addWidget(self.chat_button)
+        talk.addStretch(1)
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search)
+        layout.addWidget(self.buddy_list, 1)
+        layout.addWidget(self.buddy_editor)
+        layout.addLayout(manage)
+        layout.addLayout(talk)
+        self.buddy_list.selectionModel().selectionChanged.connect(lambda *_: self._buddy_buttons())
+        self.buddy_filter.modelReset.connect(self._buddy_buttons)
+        self.buddy_filter.rowsRemoved.connect(lambda *_: self._buddy_buttons())
+        self._buddy_buttons()
+        return panel
+
+    def _phone_panel(self) -> QWidget:
+        panel = QWidget()
+        self.dial = QLineEdit()
+        self.dial.setPlaceholderText("Name or sip: address to call (Ctrl+L)")
+        self.dial.setAccessibleName("Number or address to call")
+        self.dial.returnPressed.connect(self.dial_now)
+        self.dial_button = QPushButton(icon("call-answer"), "Call")
+        self.dial_button.setAccessibleName("Call the address")
+        self.dial_button.clicked.connect(self.dial_now)
+        self.dial_error = QLabel()
+        self.dial_error.setAccessibleName("Dial problem")
+        self.dial_error.setWordWrap(True)
+        self.dial_error.setStyleSheet("QLabel { color: #cf222e; }")
+        self.dial_error.hide()
+        dial_row = QHBoxLayout()
+        dial_row.addWidget(self.dial, 1)
+        dial_row.addWidget(self.dial_button)
+
+        self.calls_box = QWidget()
+        self.calls_layout = QVBoxLayout(self.calls_box)
+        self.calls_layout.setContentsMargins(0, 0, 0, 0)
+        self.calls_area = QScrollArea()
+        self.calls_area.setWidgetResizable(True)
+        self.calls_area.setWidget(self.calls_box)
+        self.calls_area.setAccessibleName("Calls")
+        self.calls_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.calls_area.hide()
+
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Phone pages")
+        self.history_list = QListView()
+        self.history_list.setAccessibleName("Recent calls")
+        self.history_list.setModel(self.history_model)
+        self.history_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history_list.activated.connect(self._history_activated)
+        self.call_back_button = QPushButton(icon("call"), "Call back")
+        self.call_back_button.setAccessibleName("Call back")
+        self.call_back_button.clicked.connect(self.call_back)
+        recent = QWidget()
+        recent_layout = QVBoxLayout(recent)
+        recent_layout.addWidget(self.history_list, 1)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.call_back_button)
+        recent_layout.addLayout(row)
+        self.tabs.addTab(recent, icon("history"), "&Recent")
+        self.pad = DialPad()
+        self.pad.pressed.connect(self._pad_pressed)
+        pad_page = QWidget()
+        pad_layout = QHBoxLayout(pad_page)
+        pad_layout.addStretch(1)
+        pad_layout.addWidget(self.pad, 3)
+        pad_layout.addStretch(1)
+        self.tabs.addTab(pad_page, icon("dialpad"), "&Keypad")
+        self.chat = ChatPane()
+        self.chat.send.connect(self.send_message)
+        self.tabs.addTab(self.chat, icon("chat"), "C&hat")
+
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(dial_row)
+        layout.addWidget(self.dial_error)
+        layout.addWidget(self.calls_area, 2)
+        layout.addWidget(self.tabs, 3)
+        return panel
+
+    def _shortcuts(self) -> None:
+        def key(sequence: QKeySequence | QKeySequence.StandardKey | str, slot: object, name: str) -> None:
+            shortcut = QShortcut(QKeySequence(sequence), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+            shortcut.setObjectName(name)
+
+        key("Ctrl+L", self.focus_dial, "dial")
+        key(QKeySequence.StandardKey.Find, self.focus_search, "search")
+        key("Ctrl+Return", self.call_selected, "call buddy")
+        key("Ctrl+T", self.chat_selected, "chat")
+        key("Ctrl+N", lambda: self.buddy_editor.start(), "add buddy")
+        key("Ctrl+Shift+A", self.answer_ringing, "answer")
+        key("Ctrl+Shift+H", self.hangup_current, "hang up")
+        key("Ctrl+M", self.toggle_mute, "mute")
+        key("Ctrl+E", self.echo_test, "echo test")
+        key("Ctrl+,", self.settingsRequested.emit, "settings")
+        key("Ctrl+O", self.overlayRequested.emit, "overlay")
+        key(QKeySequence.StandardKey.Quit, self.quitRequested.emit, "quit")
+
+    def _connect(self) -> None:
+        b = self.bridge
+        b.phoneState.connect(self.show_state)
+        b.buddies.connect(self._on_buddies)
+        b.presence.connect(self._on_presence)
+        b.callState.connect(self._on_call_state)
+        b.callRemoteHold.connect(self._on_remote_hold)
+        b.messageReceived.connect(self._on_message)
+        b.messageState.connect(self._on_message_state)
+        b.settings.connect(self._on_settings)
+        if self.tray is not None:
+            self.tray.showRequested.connect(self.bring_up)
+            self.tray.dndToggled.connect(lambda on: self.set_dnd(on))
+            self.tray.quitRequested.connect(self.quitRequested)
+
+    # ================================================================ loading
+
+    async def load(self) -> None:
+        """Fill the lists from the phone (at start-up; events keep them current after)."""
+        buddies = await self.phone.buddies()
+        presence = {
+            b.aor: (
+                Presence.CHECKING if b.online is None else Presence.ONLINE if b.online else Presence.OFFLINE
+            )
+            for b in buddies
+        }
+        self.buddy_model.set_contacts(
+            [Contact(b.aor, b.display_name, b.added, b.last_seen) for b in buddies], presence
+        )
+        await self.reload_history()
+        self._show_settings_state()
+
+    async def reload_history(self) -> None:
+        self.history_model.set_calls(await self.phone.history(limit=200))
+        self.missed = await self.phone.store.missed_count()
+        self._update_tray()
+
+    # ================================================================ the header
+
+    def show_state(self, event: PhoneStateChanged) -> None:
+        self.last_state = event
+        name = self.phone.display_name or short_name(self.phone.aor)
+        self.me.setText(name)
+        colour = STATE_COLOURS.get(event.state, "#8c959f")
+        words = connection_words(
+            event.state, event.reason, event.role.value if event.role else None, event.retry_in
+        )
+        self.connection.setText(f'<span style="color:{colour}">●</span> {escape(words, quote=False)}')
+        self.connection.setAccessibleDescription(words)
+        self.retry_button.setVisible(event.state is PhoneState.OFFLINE)
+        self.echo_button.setEnabled(event.state is PhoneState.REGISTERED)
+        self.statusBar().showMessage(words)
+        self._update_tray()
+
+    def _update_tray(self) -> None:
+        if self.tray is not None:
+            s = self.last_state
+            self.tray.set_status(self.phone.aor, s.state, s.reason, self.missed)
+
+    def _show_settings_state(self) -> None:
+        dnd = self.phone.settings.do_not_disturb
+        self.dnd_button.setChecked(dnd)
+        if self.tray is not None:
+            self.tray.set_dnd(dnd)
+        self.me.setText(self.phone.display_name or short_name(self.phone.aor))
+
+    def _on_settings(self, event: SettingsChanged) -> None:
+        if self.kit is not None:
+            self.kit.update(event.settings)
+        self._show_settings_state()
+
+    def toggle_dnd(self) -> None:
+        self.set_dnd(self.dnd_button.isChecked())
+
+    def set_dnd(self, on: bool) -> None:
+        spawn(self._update_settings(do_not_disturb=on))
+
+    async def _update_settings(self, **changes: object) -> None:
+        try:
+            await self.phone.update_settings(**changes)
+        except PhoneError as exc:
+            self.statusBar().showMessage(f"Not changed: {exc}")
+            self._show_settings_state()
+
+    # ================================================================ buddies
+
+    def selected_buddy(self) -> str | None:
+        index = self.buddy_list.currentIndex()
+        selected = self.buddy_list.selectionModel().selectedIndexes()
+        if selected:
+            index = selected[0]
+        return self.buddy_filter.aor_at(index.row()) if index.isValid() else None
+
+    def select_buddy(self, aor: str) -> bool:
+        for row in range(self.buddy_filter.rowCount()):
+            if self.buddy_filter.aor_at(row) == aor:
+                self.buddy_list.setCurrentIndex(self.buddy_filter.index(row, 0))
+                return True
+        return False
+
+    def _buddy_buttons(self) -> None:
+        chosen = self.selected_buddy() is not None
+        for b in (self.edit_button, self.remove_button, self.call_button, self.chat_button):
+            b.setEnabled(chosen)
+
+    def _buddy_activated(self, index: QModelIndex) -> None:
+        aor = self.buddy_filter.aor_at(index.row())
+        if aor is not None:
+            self.place_call(aor)
+
+    def _save_buddy(self, original: str, aor: str, name: str) -> None:
+        spawn(self._save_buddy_now(original, aor, name))
+
+    async def _save_buddy_now(self, original: str, aor: str, name: str) -> None:
+        try:
+            if original:
+                await self.phone.rename_buddy(original, name)
+            else:
+                buddy = await self.phone.add_buddy(aor, name)
+                self.select_buddy(buddy.aor)
+        except PhoneError as exc:
+            self.buddy_editor.fail(str(exc))
+            return
+        self.buddy_editor.hide()
+
+    def edit_selected(self) -> None:
+        aor = self.selected_buddy()
+        buddy = self.buddy_model.buddy_of(aor) if aor else None
+        if buddy is not None:
+            self.buddy_editor.start(buddy.aor, buddy.display_name)
+
+    def remove_selected(self) -> None:
+        aor = self.selected_buddy()
+        if aor is not None:
+            spawn(self.phone.remove_buddy(aor))
+
+    def _on_buddies(self, event: BuddiesChanged) -> None:
+        self.buddy_model.on_buddies(event)
+        self._buddy_buttons()
+
+    def _on_presence(self, event: PresenceChanged) -> None:
+        self.buddy_model.on_presence(event)
+
+    # ================================================================ calls
+
+    def focus_dial(self) -> None:
+        self.dial.setFocus()
+        self.dial.selectAll()
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def dial_now(self) -> None:
+        target = self.dial.text().strip()
+        if target:
+            self.place_call(target)
+
+    def call_selected(self) -> None:
+        aor = self.selected_buddy()
+        if aor is not None:
+            self.place_call(aor)
+
+    def echo_test(self) -> None:
+        self.place_call(echo_aor(self.phone.domain))
+
+    def call_back(self) -> None:
+        record = self.history_model.record_at(self.history_list.currentIndex().row())
+        if record is not None:
+            self.place_call(record.peer_aor)
+
+    def _history_activated(self, index: QModelIndex) -> None:
+        record = self.history_model.record_at(index.row())
+        if record is not None:
+            self.place_call(record.peer_aor)
+
+    def _pad_pressed(self, key: str) -> None:
+        active = self.active_call_widget()
+        if active is not None and active.call.state is CallState.CONNECTED and active.audio is not None:
+            active.send_dtmf(key)
+            return
+        self.dial.insert(key)
+
+    def place_call(self, target: str) -> None:
+        self.dial_error.hide()
+        spawn(self._place(target))
+
+    async def _place(self, target: str) -> None:
+        try:
+            await self.phone.call(target)
+        except PhoneError as exc:
+            self.dial_error.setText(str(exc))
+            self.dial_error.show()
+
+    def active_call_widget(self) -> CallWidget | None:
+        live = [w for w in self.call_widgets.values() if w.call.live]
+        for state in (
+            CallState.CONNECTED,
+            CallState.RINGING,
+            CallState.EARLY_MEDIA,
+            CallState.DIALING,
+            CallState.HELD,
+        ):
+            for widget in live:
+                if widget.call.state is state:
+                    return widget
+        return None
+
+    def answer_ringing(self) -> None:
+        for widget in self.call_widgets.values():
+            call = widget.call
+            if call.direction is CallDirection.INCOMING and call.state is CallState.RINGING:
+                widget.answer()
+                return
+
+    def hangup_current(self) -> None:
+        widget = self.active_call_widget()
+        if widget is not None:
+            widget.hangup()
+
+    def toggle_mute(self) -> None:
+        widget = self.active_call_widget()
+        if widget is not None and widget.mute_button.isEnabled():
+            widget.mute_button.toggle()
+
+    def _on_call_state(self, event: CallStateChanged) -> None:
+        widget = self.call_widgets.get(event.call)
+        call = self.phone.get_call(event.call)
+        if widget is None and call is not None and event.state is not CallState.ENDED:
+            widget = self._add_call(call)
+        if widget is not None:
+            widget.on_state(event)
+        window = self.incoming_windows.get(event.call)
+        if window is not None:
+            window.on_state(event)
+            if event.state is not CallState.RINGING:
+                del self.incoming_windows[event.call]
+                window.deleteLater()
+        if (
+            event.previous is None
+            and event.direction is CallDirection.INCOMING
+            and event.state is CallState.RINGING
+            and call is not None
+        ):
+            self._incoming(call)
+        self._ring()
+        if event.state is CallState.ENDED:
+            if event.cause is EndCause.MISSED and self.tray is not None:
+                self.tray.notify("Missed call", f"{event.name} called ({event.peer})")
+            spawn(self.reload_history())
+            if call is not None and self.kit is not None:
+                spawn(self.kit.forget(call))
+            QTimer.singleShot(ENDED_LINGER_MS, lambda: self._drop_call(event.call))
+
+    def _add_call(self, call: PhoneCall) -> CallWidget:
+        widget = CallWidget(call, self.kit)
+        self.call_widgets[call.id] = widget
+        self.calls_layout.addWidget(widget)
+        self.calls_area.show()
+        return widget
+
+    def _drop_call(self, call_id: int) -> None:
+        widget = self.call_widgets.get(call_id)
+        if widget is None or widget.call.live:
+            return
+        del self.call_widgets[call_id]
+        self.calls_layout.removeWidget(widget)
+        widget.deleteLater()
+        self.calls_area.setVisible(bool(self.call_widgets))
+
+    def _incoming(self, call: PhoneCall) -> None:
+        window = IncomingCallWindow(call)
+        self.incoming_windows[call.id] = window
+        window.show()
+        window.raise_()
+        if self.tray is not None:
+            who = call.name if call.verified else f"{call.name} (not verified)"
+            self.tray.notify("Incoming call", f"{who} is calling")
+
+    def _ring(self) -> None:
+        if self.kit is None:
+            return
+        ringing = any(
+            w.call.direction is CallDirection.INCOMING and w.call.state is CallState.RINGING
+            for w in self.call_widgets.values()
+        )
+        self.kit.ring(ringing)
+
+    def _on_remote_hold(self, event: CallRemoteHold) -> None:
+        widget = self.call_widgets.get(event.call)
+        if widget is not None:
+            widget.on_remote_hold(event)
+
+    # ================================================================ messages
+
+    def chat_selected(self) -> None:
+        aor = self.selected_buddy()
+        if aor is not None:
+            self.open_chat(aor)
+
+    def open_chat(self, peer: str) -> None:
+        spawn(self._open_chat(peer))
+
+    async def _open_chat(self, peer: str) -> None:
+        records = await self.phone.messages(peer)
+        name = self.phone.display_name_of(peer) or short_name(peer)
+        self.chat.open(peer, name, records)
+        self.tabs.setCurrentWidget(self.chat)
+        self.chat.input.setFocus()
+        if self.unread.pop(peer, 0):
+            await self.phone.mark_read(peer)
+
+    def send_message(self, peer: str, text: str) -> None:
+        spawn(self.phone.send_message(peer, text))
+
+    def _on_message(self, event: MessageReceived) -> None:
+        record = event.record
+        if record.peer_aor == self.chat.peer:
+            self.chat.upsert(record)
+        if record.peer_aor != self.chat.peer or not self.isActiveWindow():
+            self.unread[record.peer_aor] = self.unread.get(record.peer_aor, 0) + 1
+            name = self.phone.display_name_of(record.peer_aor) or short_name(record.peer_aor)
+            if self.tray is not None:
+                self.tray.notify(f"Message from {name}", record.text)
+            self.statusBar().showMessage(f"New message from {name}")
+
+    def _on_message_state(self, event: MessageStateChanged) -> None:
+        self.chat.upsert(event.record)
+
+    # ================================================================ window
+
+    def bring_up(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.close_to_tray and not self.quitting:
+            # The phone keeps running (calls can come in); the tray brings it back.
+            event.ignore()
+            self.hide()
+            return
+        for window in list(self.incoming_windows.values()):
+            window.close()
+        super().closeEvent(event)
+
+
+__all__ = ["BuddyEditor", "MainWindow", "connection_words", "echo_aor"]

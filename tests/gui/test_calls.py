@@ -1,0 +1,98 @@
+"""Calls through the GUI on a real phone (enrolled overlay, real sockets, aiortc audio
+with no sound device): dialling a buddy with one key, the echo test, the call window's
+state and timer, hold, hang up, and the history entry with call back."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.gui.call_widget import CallWidget
+from app.phone.calls import CallState, EndCause
+from app.phone.store import CallDirection as HistoryDirection
+from tests.gui.helpers import until
+from tests.gui.phones import GuiPhone, silent_media
+from tests.phone.phone_lab import OVERLAY, WAIT, PhoneLab
+
+
+def _only_call(gui: GuiPhone) -> CallWidget:
+    (widget,) = gui.window.call_widgets.values()
+    assert isinstance(widget, CallWidget)
+    return widget
+
+
+async def test_call_a_buddy_with_one_key_hold_hang_up_and_call_back(
+    qtbot: QtBot, lab: PhoneLab, gui: GuiPhone
+) -> None:
+    bob = await lab.open("bob", session_factory=silent_media())
+    window = gui.window
+    await gui.phone.add_buddy("bob", "Bob")
+    await until(lambda: window.buddy_filter.rowCount() == 1, window.bridge.buddies)
+    # One key: select the buddy, Return calls.
+    window.buddy_list.setFocus()
+    window.buddy_list.setCurrentIndex(window.buddy_filter.index(0, 0))
+    qtbot.keyClick(window.buddy_list, Qt.Key.Key_Return)
+    await until(lambda: window.call_widgets, window.bridge.callState, what="a call on screen")
+    widget = _only_call(gui)
+    assert widget.name.text() == "Bob" and widget.status.text() in ("Calling…", "Ringing…")
+    incoming = await bob.next_incoming_call(WAIT)
+    assert incoming.peer == f"sip:alice@{OVERLAY}" and incoming.verified
+    await until(lambda: widget.status.text() == "Ringing…", window.bridge.callState)
+    await incoming.answer()
+    await until(lambda: widget.call.state is CallState.CONNECTED, window.bridge.callState)
+    assert widget.status.text() == "0:00" and widget.clock.isActive()
+    assert widget.hangup_button.isEnabled() and widget.hold_button.isEnabled()
+    assert widget.audio is not None and widget.mute_button.isEnabled()  # aiortc audio, muted on demand
+    qtbot.mouseClick(widget.mute_button, Qt.MouseButton.LeftButton)
+    assert widget.audio.muted and widget.mute_button.text() == "Unmute"
+    # Hold: a re-INVITE with sendonly; the button says Resume.
+    qtbot.mouseClick(widget.hold_button, Qt.MouseButton.LeftButton)
+    await until(lambda: widget.call.state is CallState.HELD, window.bridge.callState, what="held")
+    assert widget.hold_button.text() == "Resume" and widget.status.text().startswith("On hold")
+    qtbot.mouseClick(widget.hold_button, Qt.MouseButton.LeftButton)
+    await until(lambda: widget.call.state is CallState.CONNECTED, window.bridge.callState, what="resumed")
+    # Hang up with the keyboard.
+    qtbot.keyClick(
+        window, Qt.Key.Key_H, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    )
+    assert await incoming.wait_ended(WAIT) is EndCause.REMOTE_HUNG_UP
+    await until(lambda: widget.status.text() == "Ended: you hung up", window.bridge.callState)
+    # The history: one outgoing call, answered, with call back.
+    await until(
+        lambda: window.history_model.rowCount() == 1 and not window.history_model.calls[0].in_progress,
+        window.history_model.modelReset,
+    )
+    (record,) = window.history_model.calls
+    assert (record.direction, record.peer_aor, record.outcome) == (
+        HistoryDirection.OUTGOING,
+        f"sip:bob@{OVERLAY}",
+        "you hung up",
+    )
+    assert record.answered is not None
+    window.history_list.setCurrentIndex(window.history_model.index(0))
+    qtbot.mouseClick(window.call_back_button, Qt.MouseButton.LeftButton)
+    again = await bob.next_incoming_call(WAIT)
+    assert again.peer == f"sip:alice@{OVERLAY}"
+    await again.reject()
+    await until(
+        lambda: any(w.status.text() == "Ended: Bob declined" for w in window.call_widgets.values()),
+        window.bridge.callState,
+    )
+
+
+async def test_echo_test_is_one_click_away(qtbot: QtBot, lab: PhoneLab, gui: GuiPhone) -> None:
+    # The overlay's echo service: a phone of user "echo" that answers every call.
+    echo = await lab.open("echo", auto_answer=True, session_factory=silent_media())
+    window = gui.window
+    qtbot.mouseClick(window.echo_button, Qt.MouseButton.LeftButton)
+    await until(lambda: window.call_widgets, window.bridge.callState)
+    widget = _only_call(gui)
+    assert widget.call.peer == f"sip:echo@{OVERLAY}"
+    await until(
+        lambda: widget.call.state is CallState.CONNECTED, window.bridge.callState, what="echo answers"
+    )
+    (answered,) = echo.calls
+    assert answered.state is CallState.CONNECTED
+    qtbot.mouseClick(widget.hangup_button, Qt.MouseButton.LeftButton)
+    await until(lambda: not widget.call.live, window.bridge.callState)
+    assert widget.call.cause is EndCause.HUNG_UP
