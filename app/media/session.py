@@ -38,6 +38,7 @@ from typing import Final, Protocol, TypeVar
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -146,7 +147,8 @@ class MediaSession:
     """See the module docstring. One per call: ``UserAgent(session_factory=MediaSession.factory(...))``.
 
     ``ice_servers``: STUN/TURN servers for ICE candidates (never a public default: with
-    none, host candidates only). ``codec_order``: audio codec names, most preferred first
+    none, host candidates only); ``relay_only``: offer relayed candidates only (media
+    through the TURN server, our addresses stay hidden). ``codec_order``: audio codec names, most preferred first
     (any of opus, G722, PCMU, PCMA). ``sdp_budget``: bytes our SDP may take (candidates
     beyond it are left out). ``listener``: called with every :data:`MediaEvent`."""
 
@@ -154,12 +156,14 @@ class MediaSession:
         self,
         *,
         ice_servers: Sequence[RTCIceServer] = (),
+        relay_only: bool = False,
         codec_order: Sequence[str] = DEFAULT_CODEC_ORDER,
         audio: AudioOptions | None = None,
         sdp_budget: int = DEFAULT_SDP_BUDGET,
         listener: Callable[[MediaEvent], None] | None = None,
     ) -> None:
         self.ice_servers = list(ice_servers)
+        self.relay_only = relay_only
         self.codec_order = tuple(codec_order)
         self._preferences = codec_preferences(self.codec_order)  # ValueError now, not mid-call
         self.audio = audio or AudioOptions()
@@ -481,7 +485,10 @@ class MediaSession:
         if self.closed:
             raise RuntimeError("the media session is closed")
         if self._pc is None or self._transceiver is None:
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=list(self.ice_servers)))
+            policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+            pc = RTCPeerConnection(
+                RTCConfiguration(iceServers=list(self.ice_servers), iceTransportPolicy=policy)
+            )
             self._track = MicrophoneTrack(
                 SilenceSource(),
                 processors=self.processors,
