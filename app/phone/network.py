@@ -337,6 +337,8 @@ class OverlayKeeper:
     _closing: bool = field(default=False, init=False)
     _registration_failures: int = field(default=0, init=False)
     _grace: asyncio.TimerHandle | None = field(default=None, init=False)
+    _restart: bool = field(default=False, init=False)
+    _restart_sign_out: bool = field(default=False, init=False)
 
     # ---------------------------------------------------------------- control
 
@@ -360,10 +362,14 @@ class OverlayKeeper:
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(reason)
 
-    async def restart(self, reason: str) -> None:
-        """Close the current session and join again at once (a renewed certificate)."""
-        self.lost(reason)
-        self._wake.set()
+    async def restart(self, reason: str, *, sign_out: bool = True) -> None:
+        """Close the current session (signing it out: its Node-ID is not coming back) and
+        join again at once, e.g. with a renewed certificate."""
+        if self.session is not None and self._lost is not None and not self._lost.done():
+            self._restart = True
+            self._restart_sign_out = sign_out
+            self.lost(reason)
+        self._wake.set()  # offline: skip the rest of the back-off
 
     async def close(self, *, sign_out: bool = True) -> None:
         """Stop: sign out (remove the registration, leave the overlay) and close."""
@@ -452,7 +458,12 @@ class OverlayKeeper:
             self.session = None
             with contextlib.suppress(Exception):
                 self.on_down(session)
-            await session.close(sign_out=False)
+            restart, sign_out = self._restart, self._restart_sign_out
+            self._restart = self._restart_sign_out = False
+            await session.close(sign_out=sign_out)
+            if restart:
+                failures = 0
+                continue
             if self.state is PhoneState.REGISTERED or registered_at is not None:
                 failures = 0  # it worked for a while: start the back-off again
             failures += 1

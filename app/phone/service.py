@@ -111,7 +111,7 @@ from app.sip.transaction import TimerConfig
 from app.sip.uri import SipUri
 from reload_core.config import ConfigError, OverlayConfiguration
 from reload_core.node.errors import NodeError
-from reload_core.node.events import ConfigurationChanged, NodeEvent
+from reload_core.node.events import ConfigurationChanged, ConfigurationOutdated, NodeEvent
 from reload_core.storage.errors import StorageError
 from reload_core.usages.sip import Outcome, Registration, SipUsageError, parse_aor
 
@@ -122,6 +122,7 @@ PhoneListener = Callable[[PhoneEvent], None]
 PRESENCE_PING_TIMEOUT = 3.0
 MESSAGE_TIMEOUT = 40.0
 CERTIFICATE_CHECK = 12 * 3600.0
+OUTDATED_REFETCH = 60.0
 
 
 class PhoneError(Exception):
@@ -195,6 +196,7 @@ class Phone:
         self._local: LocalOverlay | None = None
         self._upkeep: asyncio.Task[None] | None = None
         self._config_wake = asyncio.Event()
+        self._outdated_fetch = -OUTDATED_REFETCH
         self._closed = False
         self.presence = PresenceMonitor(
             self._check_presence,
@@ -431,9 +433,11 @@ class Phone:
         """Try to get back onto the overlay now rather than after the back-off."""
         self.keeper.retry_now()
 
-    async def close(self) -> None:
+    async def close(self, *, sign_out: bool = True) -> None:
         """Sign out: end the calls, remove our registration, leave the overlay (§10.9),
-        close the sockets and the store."""
+        close the sockets and the store. With ``sign_out`` false the registration is left
+        behind and the node closes without a Leave, as when the phone is cut off: the
+        overlay finds out by itself (its links drop, Pings go unanswered)."""
         if self._closed:
             return
         self._closed = True
@@ -447,7 +451,7 @@ class Phone:
             if call.sip is not None:
                 with contextlib.suppress(CallError, SipError):
                     call.sip.hangup()
-        await self.keeper.close(sign_out=True)
+        await self.keeper.close(sign_out=sign_out)
         if self._plain is not None:
             await self._plain.close()
         for call in list(self._calls.values()):
@@ -509,6 +513,14 @@ class Phone:
     def _on_node_event(self, event: NodeEvent) -> None:
         if isinstance(event, ConfigurationChanged):
             self.spawn(self._configuration_pushed(event.sequence))
+        elif isinstance(event, ConfigurationOutdated):
+            # The overlay runs a newer configuration than ours; a peer pushes it, but only
+            # one that fits in max-message-size gets through: fetch it (§11.2), at most
+            # once a minute however many answers say so.
+            now = asyncio.get_running_loop().time()
+            if now - self._outdated_fetch >= OUTDATED_REFETCH:
+                self._outdated_fetch = now
+                self._config_wake.set()
 
     # ================================================================ calls
 
@@ -551,8 +563,7 @@ class Phone:
 
     def _ring_timeout(self, call: PhoneCall) -> None:
         if call.live and call.state not in ANSWERED_STATES:
-            call._pending = (EndCause.NO_ANSWER, "no answer", None)
-            self.spawn(call.hangup())
+            call.give_up(EndCause.NO_ANSWER, "no answer")
 
     def new_session(self) -> SessionHandler:
         return self.options.session_factory()
@@ -985,14 +996,14 @@ class Phone:
         keep it in the profile, and look at the configuration server too."""
         session = self.keeper.session
         document = session.node.settings.configuration_document if session is not None else None
-        if document is not None:
-            try:
-                self.profile = save_configuration(self.profile, document)
-            except ProfileError as exc:
-                log.error("%s", exc)
-                return
-            self.emit(ConfigurationUpdated(sequence, "ConfigUpdate", time.time()))
-        self._config_wake.set()
+        if document is None or document == self.profile.configuration:
+            return  # our own refetch, applied
+        try:
+            self.profile = save_configuration(self.profile, document)
+        except ProfileError as exc:
+            log.error("%s", exc)
+            return
+        self.emit(ConfigurationUpdated(sequence, "ConfigUpdate", time.time()))
 
     async def refetch_configuration(self) -> int | None:
         """Fetch the configuration from the profile's URL now; apply and keep it when it
@@ -1048,6 +1059,7 @@ class Phone:
         next_cert = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            self._config_wake.clear()  # before the work: a wake-up during it is kept
             now = loop.time()
             if now >= next_cert:
                 await self.check_certificate()
@@ -1057,7 +1069,6 @@ class Phone:
                 next_config = now + config_refresh_delay(
                     self._configuration(), datetime.now(UTC), self.options.config_refresh
                 )
-            self._config_wake.clear()
             wait = max(1.0, min(next_cert, next_config if next_config > now else now + 60.0) - loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._config_wake.wait(), wait)

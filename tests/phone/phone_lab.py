@@ -25,7 +25,7 @@ from app.phone.network import NetworkOptions
 from app.phone.phone_call import PhoneCall
 from app.phone.presence import PresencePolicy
 from app.phone.service import Phone, PhoneOptions
-from app.profile import load_profile
+from app.profile import load_profile, replace_configuration
 from app.sip.transaction import TimerConfig
 from reload_core.config import DomainRestriction, default_kinds
 from reload_core.node.node import Node
@@ -100,11 +100,18 @@ class PhoneLab:
     def profile(self, name: str) -> Path:
         return self.overlay.add_profile(name).directory
 
-    async def open(self, name: str, *, start: bool = True, **overrides: Any) -> Phone:
-        """A phone for user ``name`` (a new profile), started and registered."""
+    async def open(
+        self, name: str, *, start: bool = True, configuration: bytes | None = None, **overrides: Any
+    ) -> Phone:
+        """A phone for user ``name`` (a new profile, with ``configuration`` in place of the
+        provisioned document if given), started and registered."""
         network = overrides.pop("network", NetworkOptions(join_timeout=20.0, retry_first=0.5, retry_max=2.0))
+        sip_listen = overrides.pop("sip_listen", None)
         options = PhoneOptions(timers=TIMERS, network=network, presence=PRESENCE, **overrides)
-        phone = await Phone.open(self.profile(name), options=options)
+        directory = self.profile(name)
+        if configuration is not None:
+            replace_configuration(directory, configuration)
+        phone = await Phone.open(directory, sip_listen=sip_listen, options=options)
         self.phones.append(phone)
         if start:
             state = await phone.start()

@@ -125,11 +125,13 @@ async def test_busy_when_the_phone_is_full_and_auto_answer(lab: PhoneLab) -> Non
     alice = await lab.open("alice")
     bob = await lab.open("bob", max_calls=1, auto_answer=True)
     carol = await lab.open("carol")
+    bob_events = Events(bob)
     first = await alice.call("bob")
     assert await first.wait_state(CallState.CONNECTED, timeout=WAIT) is CallState.CONNECTED  # auto-answered
     second = await carol.call("bob")
     assert await second.wait_ended(WAIT) is EndCause.BUSY
     assert second.words == "bob is busy" and second.sip_status == 486
+    await bob_events.wait(CallStateChanged, lambda e: e.cause is EndCause.BUSY)  # stored, then told
     (refused, answered) = await bob.history()
     assert refused.peer_aor == "sip:carol@phones.p2psip.test" and refused.outcome == "you were busy"
     assert refused.direction is HistoryDirection.MISSED
