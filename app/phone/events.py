@@ -18,6 +18,7 @@ it replays.
 - :class:`SettingsChanged`: the settings as stored now.
 - :class:`ConfigurationUpdated`, :class:`CertificateNotice`: the profile's overlay
   configuration (§11.1) and certificate (§11.3) as they change or need attention.
+- :class:`KeyChanged`: a caller's key is not the one pinned for them (local overlay).
 """
 
 from __future__ import annotations
@@ -167,6 +168,19 @@ class ConfigurationUpdated:
     time: float
 
 
+@dataclass(frozen=True, slots=True)
+class KeyChanged:
+    """``aor`` came with another key than the one pinned for it (trust on first use, on
+    the local overlay): what it says is not taken as verified until the user accepts the
+    new key (``Phone.accept_key``). ``pinned_node_id``/``first_seen``: the pinned key's."""
+
+    aor: str
+    node_id: bytes
+    pinned_node_id: bytes
+    first_seen: float
+    time: float
+
+
 class CertificateAction(StrEnum):
     EXPIRING = "expiring"  # renew before ``not_after``: ``how`` says how
     RENEWED = "renewed"  # the profile holds a new certificate (in use from the next join)
@@ -198,6 +212,7 @@ PhoneEvent: TypeAlias = (
     | SettingsChanged
     | ConfigurationUpdated
     | CertificateNotice
+    | KeyChanged
 )
 
 __all__ = [
@@ -208,6 +223,7 @@ __all__ = [
     "CertificateAction",
     "CertificateNotice",
     "ConfigurationUpdated",
+    "KeyChanged",
     "MessageReceived",
     "MessageStateChanged",
     "OverlayRole",

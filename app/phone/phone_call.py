@@ -43,6 +43,7 @@ from app.sip.events import (
     CallRinging,
     EndReason,
     ReInviteReceived,
+    RemoteIdentity,
     TransferProgress,
     UaEvent,
 )
@@ -101,6 +102,8 @@ class CallHost(Protocol):
     async def hold_others(self, keep: PhoneCall) -> None: ...
 
     def new_session(self) -> SessionHandler: ...
+
+    def trust(self, identity: RemoteIdentity) -> bool: ...
 
 
 class PhoneCall:
@@ -249,6 +252,20 @@ class PhoneCall:
             return
         if self.state not in ANSWERED_STATES:
             self._pending = self._pending or (EndCause.CANCELLED, "cancelled", None)
+        self._act(self.sip.hangup)
+
+    def give_up(self, cause: EndCause, words: str) -> None:
+        """End an unanswered outgoing call for our own reason (e.g. nobody answered in
+        time): CANCEL it, and end it with ``cause``."""
+        if not self.live:
+            return
+        self._pending = (cause, words, None)
+        if self.sip is None:
+            if self._dial_task is not None:
+                self._dial_task.cancel()
+            else:
+                self.end(cause, words)
+            return
         self._act(self.sip.hangup)
 
     async def hold(self) -> None:
@@ -511,11 +528,11 @@ class PhoneCall:
     def on_sip(self, event: UaEvent) -> None:
         """An event of the SIP call this call runs on."""
         if isinstance(event, CallRinging):
-            self.verified = event.identity.verified
+            self.verified = self._host.trust(event.identity)
             if self.direction is CallDirection.OUTGOING:
                 self.apply(CallTrigger.RINGING)
         elif isinstance(event, CallAnswered):
-            self.verified = event.identity.verified
+            self.verified = self._host.trust(event.identity)
             if event.early:
                 if self.direction is CallDirection.OUTGOING:
                     self.apply(CallTrigger.EARLY_MEDIA)

@@ -54,6 +54,7 @@ from app.phone.events import (
     CertificateAction,
     CertificateNotice,
     ConfigurationUpdated,
+    KeyChanged,
     MessageReceived,
     MessageStateChanged,
     OverlayRole,
@@ -75,6 +76,7 @@ from app.phone.network import (
     OverlaySession,
 )
 from app.phone.phone_call import CallActionError, OfflineError, PhoneCall
+from app.phone.pinning import PinResult
 from app.phone.plain import PlainSip, SipListen, parse_sip_listen
 from app.phone.presence import CheckResult, PresenceMonitor, PresencePolicy, PresenceScheduler
 from app.phone.snapshot import OverlaySnapshot, snapshot_of
@@ -89,6 +91,7 @@ from app.phone.store import (
     StoreError,
 )
 from app.phone.targets import DialTarget, TargetError, TargetKind, normalise_aor, parse_target
+from app.phone.trust import KeyPins
 from app.phone.upkeep import (
     CONFIG_REFRESH,
     RenewalError,
@@ -103,7 +106,7 @@ from app.phone.words import DND_PHRASE, short_name, status_words, unreachable_wo
 from app.profile import Profile, ProfileError, load_profile
 from app.sip.aio import Call, CallError, UserAgent
 from app.sip.errors import SipError
-from app.sip.events import IncomingCall, TransferRequested, UaEvent
+from app.sip.events import IncomingCall, RemoteIdentity, TransferRequested, UaEvent
 from app.sip.events import MessageReceived as SipMessageReceived
 from app.sip.overlay import NotReachable, OverlaySip
 from app.sip.sdp import SessionHandler, StaticSdpSession
@@ -112,6 +115,7 @@ from app.sip.uri import SipUri
 from reload_core.config import ConfigError, OverlayConfiguration
 from reload_core.node.errors import NodeError
 from reload_core.node.events import ConfigurationChanged, ConfigurationOutdated, NodeEvent
+from reload_core.security.certificates import NodeCertificate
 from reload_core.storage.errors import StorageError
 from reload_core.usages.sip import Outcome, Registration, SipUsageError, parse_aor
 
@@ -147,6 +151,7 @@ class PhoneOptions:
     certificate_check: float = CERTIFICATE_CHECK
     local_browse_time: float | None = None  # local overlay: DNS-SD browse (default: the runner's)
     local_listen_host: str | None = None  # local overlay: where to listen (default: the LAN address)
+    pin_keys: bool | None = None  # trust on first use of callers' keys (default: on the local overlay only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,8 @@ class Phone:
         self._config_wake = asyncio.Event()
         self._outdated_fetch = -OUTDATED_REFETCH
         self._closed = False
+        self.pins: KeyPins | None = None
+        """Trust on first use of keys (:mod:`app.phone.trust`), when on."""
         self.presence = PresenceMonitor(
             self._check_presence,
             self._presence_changed,
@@ -269,6 +276,9 @@ class Phone:
         try:
             for contact in await store.list_contacts():
                 phone._names[contact.aor] = contact.display_name
+            pin = opts.pin_keys if opts.pin_keys is not None else is_local_overlay(profile.descriptor.overlay)
+            if pin:
+                phone.pins = KeyPins(await store.pins(), store, phone.spawn)
         except StoreError as exc:
             await store.aclose()
             raise PhoneError(str(exc)) from None
@@ -599,6 +609,44 @@ class Phone:
                 except CallActionError as exc:
                     log.warning("call %d could not be held: %s", other.id, exc)
 
+    def trust(self, identity: RemoteIdentity) -> bool:
+        """Whether ``identity`` counts as verified: its certificate was checked (an overlay
+        connection) and, with key pinning on, its key is the one pinned for its AoR
+        (:mod:`app.phone.trust`); a changed key is announced with :class:`KeyChanged`."""
+        if not identity.verified or identity.node_id is None:
+            return False
+        if self.pins is None:
+            return True
+        certificate = self._certificate_of(identity.node_id)
+        if certificate is None:
+            return True  # the connection is gone already; it was checked when made
+        check = self.pins.check(identity.aor, certificate)
+        if check.result is PinResult.CHANGED:
+            self.emit(
+                KeyChanged(
+                    identity.aor, identity.node_id, check.pinned.node_id, check.pinned.first_seen, time.time()
+                )
+            )
+            return False
+        return True
+
+    def _certificate_of(self, node_id: bytes) -> NodeCertificate | None:
+        session = self.keeper.session
+        if session is None:
+            return None
+        for flow in session.sip.connections:
+            connection = flow.sip_connection
+            if connection.verified_node_id == node_id:
+                return connection.peer.certificate
+        return None
+
+    def accept_key(self, aor: str) -> bool:
+        """The user trusts the new key ``aor`` came with (after a :class:`KeyChanged`): it
+        is pinned in place of the old one. False if there was no changed key."""
+        if self.pins is None:
+            return False
+        return self.pins.accept(self._aor(aor)) is not None
+
     async def next_incoming_call(self, timeout: float | None = None) -> PhoneCall:
         """The next incoming call that rings (calls refused at once are not)."""
         return await asyncio.wait_for(self._incoming.get(), timeout)
@@ -654,7 +702,7 @@ class Phone:
         identity = event.identity
         peer = identity.aor
         call = PhoneCall(
-            self, self.next_number(), CallDirection.INCOMING, peer, verified=identity.verified, plain=plain
+            self, self.next_number(), CallDirection.INCOMING, peer, verified=self.trust(identity), plain=plain
         )
         call.sip, call.ua = ua.calls.get(event.call), ua
         self._calls[call.id] = call
@@ -785,7 +833,7 @@ class Phone:
         except (StoreError, ValueError) as exc:
             log.error("an incoming message could not be stored: %s", exc)
             return
-        self.emit(MessageReceived(record, event.identity.verified and not plain, time.time()))
+        self.emit(MessageReceived(record, self.trust(event.identity) and not plain, time.time()))
 
     async def messages(
         self, peer: str, *, limit: int = 100, before_id: int | None = None

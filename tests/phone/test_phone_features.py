@@ -11,6 +11,7 @@ from app.phone.events import (
     CallRedirected,
     CallRemoteHold,
     CallStateChanged,
+    KeyChanged,
     MessageReceived,
     MessageStateChanged,
     PresenceChanged,
@@ -227,3 +228,43 @@ async def test_messages_both_ways_and_to_someone_offline(lab: PhoneLab) -> None:
     assert time.monotonic() - started < 5.0
     last = (await alice.messages("bob"))[-1]
     assert (last.state, last.reason) == (Delivery.FAILED, "bob is not online")
+
+
+async def test_keys_pinned_on_first_use(lab: PhoneLab) -> None:
+    """With key pinning on (the local overlay's default), a caller whose key is not the
+    one first seen for their AoR is not verified until the key is accepted."""
+    alice = await lab.open("alice", pin_keys=True)
+    events = Events(alice)
+    bob = await lab.open("bob")
+    call, at_alice = await connected_call(bob, alice)
+    assert at_alice.verified  # first seen: pinned
+    pin = alice.pins.get(aor("bob")) if alice.pins is not None else None
+    assert pin is not None and pin.node_id == bob.node_id
+    await call.hangup()
+    await at_alice.wait_ended(WAIT)
+    await bob.close()
+    # Another device, another key, claims bob (here: the CA issued bob a second one).
+    other_bob = await lab.open("bob")
+    assert other_bob.node_id != pin.node_id
+    call, at_alice = await connected_call(other_bob, alice)
+    assert not at_alice.verified
+    changed = await events.wait(KeyChanged)
+    assert (changed.aor, changed.node_id, changed.pinned_node_id) == (
+        aor("bob"),
+        other_bob.node_id,
+        pin.node_id,
+    )
+    await call.hangup()
+    await at_alice.wait_ended(WAIT)
+    record = await other_bob.send_message("alice", "it is me, really")
+    assert record.state is Delivery.DELIVERED
+    message = await events.wait(MessageReceived)
+    assert not message.verified
+    # The user accepts the new key: from now on bob is verified again.
+    assert alice.accept_key("bob")
+    call, at_alice = await connected_call(other_bob, alice)
+    assert at_alice.verified
+    await call.hangup()
+    await at_alice.wait_ended(WAIT)
+    history = await alice.history()
+    assert [h.verified for h in history] == [True, False, True]

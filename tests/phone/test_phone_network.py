@@ -3,10 +3,16 @@ went away, and as a plain SIP endpoint (``--sip-listen``) with unverified identi
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from app.cli.init_cmd import init_profile
 from app.peer import build_node, peer_setup
 from app.phone.calls import CallState, EndCause
 from app.phone.events import MessageReceived, OverlayRole, PhoneState, PhoneStateChanged
-from app.phone.network import JoinRole, NetworkOptions
+from app.phone.network import JoinRole, LocalJoiner, NetworkOptions
+from app.phone.service import Phone, PhoneError
 from app.phone.store import Delivery
 from app.profile import load_profile
 from reload_core.wire.addresses import IpAddressPort
@@ -102,3 +108,24 @@ async def test_plain_sip_calls_and_messages_are_unverified(lab: PhoneLab) -> Non
 
 def _listen(kind: str) -> str:
     return f"{kind}:127.0.0.1:0"
+
+
+async def test_a_local_profile_runs_the_local_overlay_with_keys_pinned(tmp_path: Path) -> None:
+    """A profile of ``p2psip init`` gets the local overlay's runner (DNS-SD, first come
+    first served; its own tests run it in a network namespace) and key pinning."""
+    init_profile("dora", tmp_path / "dora")
+    phone = await Phone.open(tmp_path / "dora")
+    try:
+        assert isinstance(phone.keeper.joiner, LocalJoiner)
+        assert phone.pins is not None
+        assert phone.aor == "sip:dora@local.p2psip.invalid" and phone.domain == "local.p2psip.invalid"
+        assert phone.state is PhoneState.STOPPED
+        with pytest.raises(PhoneError, match="not an AoR"):
+            await phone.add_buddy("sip:erin@192.0.2.1:5060")
+        buddy = await phone.add_buddy("erin", "Erin")
+        assert buddy.aor == "sip:erin@local.p2psip.invalid"
+    finally:
+        await phone.close()
+    assert phone.state is PhoneState.CLOSED
+    with pytest.raises(PhoneError, match="no profile"):
+        await Phone.open(tmp_path / "nobody")
