@@ -99,7 +99,7 @@ class NetworkOptions:
     disconnected_grace: float = 10.0
     registration_failures: int = 3
     watch_interval: float = 15.0
-    registration_lifetime: int = DEFAULT_REGISTRATION_LIFETIME
+    registration_lifetime: int | None = None  # seconds (default: the SIP Usage's, or the local runner's)
     connect_timeout: float | None = None  # one AppAttach (default: the SIP Usage's)
 
 
@@ -214,7 +214,7 @@ class EnrolledJoiner:
         usage = SipUsage.for_node(
             node,
             self.setup.configuration,
-            lifetime=self.options.registration_lifetime,
+            lifetime=self.options.registration_lifetime or DEFAULT_REGISTRATION_LIFETIME,
             connect_timeout=self.options.connect_timeout,
         )
 

@@ -117,7 +117,7 @@ from reload_core.node.errors import NodeError
 from reload_core.node.events import ConfigurationChanged, ConfigurationOutdated, NodeEvent
 from reload_core.security.certificates import NodeCertificate
 from reload_core.storage.errors import StorageError
-from reload_core.usages.sip import Outcome, Registration, SipUsageError, parse_aor
+from reload_core.usages.sip import Outcome, Registration, SipUsage, SipUsageError, parse_aor
 
 log = logging.getLogger("p2psip.phone")
 
@@ -272,7 +272,11 @@ class Phone:
         except StoreError as exc:
             await store.aclose()
             raise PhoneError(str(exc)) from None
-        phone = cls(profile, setup, store, settings, opts)
+        try:
+            phone = cls(profile, setup, store, settings, opts)
+        except PhoneError:
+            await store.aclose()
+            raise
         try:
             for contact in await store.list_contacts():
                 phone._names[contact.aor] = contact.display_name
@@ -286,9 +290,9 @@ class Phone:
 
     def _joiner(self) -> EnrolledJoiner | LocalJoiner:
         if is_local_overlay(self.profile.descriptor.overlay):
-            kwargs: dict[str, Any] = {
-                "registration_lifetime": self.options.network.registration_lifetime,
-            }
+            kwargs: dict[str, Any] = {}
+            if self.options.network.registration_lifetime is not None:
+                kwargs["registration_lifetime"] = self.options.network.registration_lifetime
             if self.options.local_browse_time is not None:
                 kwargs["browse_time"] = self.options.local_browse_time
             if self.options.local_listen_host is not None:
@@ -487,7 +491,7 @@ class Phone:
             self.presence.pause(state is not PhoneState.REGISTERED)
         self.emit(PhoneStateChanged(state, reason, self._role, time.time(), retry_in))
 
-    def _make_sip(self, usage: Any) -> OverlaySip:
+    def _make_sip(self, usage: SipUsage) -> OverlaySip:
         return OverlaySip(
             usage,
             display_name=self.display_name or None,
