@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -41,11 +42,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def version() -> str:
+    """This program's version: the one in pyproject.toml, through the installed (or frozen)
+    distribution's metadata."""
+    try:
+        return importlib.metadata.version("p2psip-phone")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with every sub-command, or only ``command``'s module when it is known."""
     parser = _Parser(prog="p2psip", description="P2PSIP Phone: RELOAD overlay and SIP softphone")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    if command == "--version":  # answered before any command is needed: no imports
+        modules: list[str] = []
+    else:
+        modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
     for name in modules:
         importlib.import_module(name).register(sub)
     return parser
