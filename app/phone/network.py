@@ -52,6 +52,7 @@ from app.phone.local_overlay import LocalOverlay, LocalOverlayError, LocalOverla
 from app.phone.names import NameTaken
 from app.phone.plain import local_address_towards
 from app.sip.overlay import OverlaySip
+from reload_core.node.attach_ice import uses_ice
 from reload_core.node.errors import JoinError, NodeError
 from reload_core.node.events import NodeEvent, StateChanged
 from reload_core.node.node import Node
@@ -204,7 +205,9 @@ class EnrolledJoiner:
                 await node.connect_as_client(others, timeout=self.options.join_timeout)
         except (JoinError, NodeError, OSError) as exc:
             await node.close()
-            if role is OverlayRole.PEER:
+            if role is OverlayRole.PEER and await self._bootstrap_answers(others):
+                # The overlay is there but would not take us as a peer: count it towards
+                # trying as a client. (An overlay that is down says nothing about us.)
                 self._peer_failures += 1
             how = "join as a peer" if role is OverlayRole.PEER else "connect as a client"
             raise JoinFailed(f"could not {how}: {exc or type(exc).__name__}") from None
@@ -228,6 +231,22 @@ class EnrolledJoiner:
 
         via = ", ".join(f"{b.addr}:{b.port}" for b in others)
         return Attachment(node, usage, role, False, close, via)
+
+    async def _bootstrap_answers(self, bootstrap: Sequence[IpAddressPort]) -> bool:
+        """Whether a bootstrap node accepts a TCP connection (TLS overlays; in an ICE
+        overlay its address is UDP, and we cannot tell: assume it does)."""
+        if uses_ice(self.setup.configuration):
+            return True
+        for address in bootstrap:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(address.addr, address.port), 3.0)
+            except (OSError, TimeoutError):
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return True
+        return False
 
     def lost_reason(self) -> str | None:
         return None
