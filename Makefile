@@ -10,7 +10,7 @@ run: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check .
-	.venv/bin/mypy --strict reload_core app/sip app/phone app/gui app/media
+	.venv/bin/mypy --strict reload_core app/sip app/phone app/gui app/media app/bench
 
 test: lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider

@@ -3,7 +3,7 @@
 ``p2psip bench overlay --peers N --lookups M [--json]`` (RFC 6940 §6.1, §10): a fresh
 overlay (its own CA, N peer profiles, a signed configuration whose bootstrap peer's port
 was bound first), N peers on 127.0.0.1 over real TLS/TCP links in a few worker processes
-(:mod:`app.overlay_harness`), joined through the bootstrap peer; then, on events:
+(:mod:`app.bench.overlay_harness`), joined through the bootstrap peer; then, on events:
 
 1. the ring: every successor and predecessor pointer checked against the sorted Node-IDs
    (``ring_ok``);
@@ -39,11 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.bench.overlay_harness import OverlayHarness, WorkerError, provision_overlay
 from app.cli import CliError
 from app.cli.figures import report
-from app.overlay_harness import OverlayHarness, WorkerError, provision_overlay
 
-BENCH_MODULES: list[str] = ["app.cli.bench_storage", "app.cli.bench_attach", "app.cli.bench_sip"]
+BENCH_MODULES: list[str] = ["app.bench.bench_storage", "app.bench.bench_attach", "app.bench.bench_sip"]
 """Modules adding ``bench`` sub-commands (``register_bench(subparsers)``), besides ``overlay``."""
 
 SETTLE_TIMEOUT = 120.0

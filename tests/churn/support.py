@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.overlay_harness import LookupResult, OverlayHarness
+from app.bench.overlay_harness import LookupResult, OverlayHarness
 
 # The peer log format: "%(asctime)s %(levelname)s %(name)s: %(message)s" (p2psip peer).
 _BAD_LINE = re.compile(r" (ERROR|CRITICAL) |Traceback \(most recent call last\)|Exception in callback")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.bench_storage import bench_kind
-from app.overlay_harness import OverlayHarness, PeerProcess
+from app.bench.bench_storage import bench_kind
+from app.bench.overlay_harness import OverlayHarness, PeerProcess
 from reload_core.config.document import default_kinds
 
 from .conftest import MakeOverlay
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.multinode
 CHURN_SECONDS = float(os.environ.get("P2PSIP_CHURN_SECONDS", "120"))
 PEERS = 30
 LOADERS = 2  # worker-hosted peers that generate the load; never killed
-STORAGE = "app.cli.bench_storage"
+STORAGE = "app.bench.bench_storage"
 SPARE_POSITIONS = 3
 SPARE_SECONDS = 60.0
 

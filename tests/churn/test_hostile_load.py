@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 from multinode.raw_link import RawLink, error_of
 
-from app.overlay_harness import OverlayHarness
+from app.bench.overlay_harness import OverlayHarness
 from app.peer import PeerSetup, peer_setup
 from app.profile import load_profile
 from reload_core.node.envelope import build_message

@@ -1,4 +1,4 @@
-"""The NAT lab of :mod:`app.nat_lab` for the tests, and the peer processes they run in it."""
+"""The NAT lab of :mod:`app.bench.nat_lab` for the tests, and the peer processes they run in it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.nat_lab import (
+from app.bench.nat_lab import (
     LAN1_HOST,
     LAN2_HOST,
     NAT1_WAN,

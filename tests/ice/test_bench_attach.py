@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from app.cli.bench_attach import percentile
-from app.nat_lab import ROOT
+from app.bench.bench_attach import percentile
+from app.bench.nat_lab import ROOT
 
 
 def test_percentile_is_nearest_rank() -> None:

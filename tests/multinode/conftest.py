@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from app.overlay_harness import OverlayHarness, ProvisionedOverlay, provision_overlay
+from app.bench.overlay_harness import OverlayHarness, ProvisionedOverlay, provision_overlay
 
 MakeOverlay = Callable[..., ProvisionedOverlay]
 MakeHarness = Callable[..., Awaitable[OverlayHarness]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli.bench_sip import STEPS, ice_host_addresses
+from app.bench.bench_sip import STEPS, ice_host_addresses
 
 pytestmark = pytest.mark.multinode
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from app.overlay_harness import OverlayHarness
+from app.bench.overlay_harness import OverlayHarness
 from app.peer import PeerSetup, peer_setup
 from app.profile import load_profile
 from reload_core.wire.codes import ErrorCode, ForwardingFlag, MessageCode

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from app.overlay_harness import OverlayHarness
+from app.bench.overlay_harness import OverlayHarness
 
 from .conftest import MakeHarness
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from app.overlay_harness import OverlayHarness
+from app.bench.overlay_harness import OverlayHarness
 
 from .conftest import MakeHarness
 

@@ -1,6 +1,6 @@
 """Phones on an enrolled overlay, in this process, over real sockets.
 
-:class:`PhoneLab` provisions an operator's overlay (:func:`app.overlay_harness.provision_overlay`:
+:class:`PhoneLab` provisions an operator's overlay (:func:`app.bench.overlay_harness.provision_overlay`:
 its CA, a signed configuration document naming one bootstrap peer, ECDSA P-256 node
 certificates, since AppAttach's DTLS 1.2 has no suite for Ed25519), runs the bootstrap
 peer in this process on its pre-bound TLS socket, and opens :class:`~app.phone.service.Phone`
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from app.overlay_harness import ProvisionedOverlay, provision_overlay
+from app.bench.overlay_harness import ProvisionedOverlay, provision_overlay
 from app.peer import build_node, peer_setup
 from app.phone.calls import CallState
 from app.phone.events import PhoneEvent, PhoneState

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.overlay_harness import OverlayHarness, PeerProfile, provision_overlay
+from app.bench.overlay_harness import OverlayHarness, PeerProfile, provision_overlay
 from reload_core.config.document import AccessControl, KindBlock, KindDescription, default_kinds
 from reload_core.ids import resource_id
 from reload_core.wire.codes import DataModel

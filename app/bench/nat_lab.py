@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 """The source tree, put on the PYTHONPATH of the processes started in namespaces."""
 
 PUBLIC_PEER = "198.51.100.2"

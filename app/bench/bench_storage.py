@@ -5,7 +5,7 @@
 1. a fresh overlay (its own CA, N peer profiles, a signed configuration with one Kind of
    its own for the records: single value, NODE-MULTIPLE with max-node-multiple 255), N
    peers on 127.0.0.1 over real TLS/TCP links in worker processes
-   (:mod:`app.overlay_harness`), each a storage peer;
+   (:mod:`app.bench.overlay_harness`), each a storage peer;
 2. R values of 64 random bytes stored, one at a time, each by a random peer at one of its
    NODE-MULTIPLE resources H(Node-ID || i) (§7.3.4), signed (§7.1) and routed to the
    responsible peer (§6.1), which replicates them to its two successors (§10.4);
@@ -39,8 +39,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from app.bench.overlay_harness import (
+    OverlayHarness,
+    WorkerError,
+    percentile,
+    provision_overlay,
+    responsible_peer,
+)
 from app.cli import CliError
-from app.overlay_harness import OverlayHarness, WorkerError, percentile, provision_overlay, responsible_peer
 from reload_core.config.document import AccessControl, KindBlock, KindDescription, default_kinds
 from reload_core.ids import resource_id
 from reload_core.node.node import Node
@@ -55,7 +61,7 @@ MAX_NODE_MULTIPLE = 255
 RECORD_SIZE = 64
 REPLICAS = 3
 SETTLE_TIMEOUT = 180.0
-_ME = "app.cli.bench_storage"
+_ME = "app.bench.bench_storage"
 
 
 def bench_kind() -> KindBlock:

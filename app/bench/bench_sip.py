@@ -3,7 +3,7 @@ through the overlay takes to ring and to be answered (RFC 7904 over RFC 6940).
 
 1. A fresh overlay (its own CA, N peer profiles, a signed configuration), N peers on
    127.0.0.1 over real TLS/TCP links, each in a process of its own by default
-   (:mod:`app.overlay_harness`; ``--workers`` shares processes), the ring settled.
+   (:mod:`app.bench.overlay_harness`; ``--workers`` shares processes), the ring settled.
 2. Two more peers, ``alice`` and ``bob``, each in its own process, join the ring; each
    runs an :class:`~app.sip.overlay.OverlaySip` phone that accepts SIP AppAttaches and
    registers its AoR in the overlay (RFC 7904 §3). Bob answers every call at once.
@@ -30,7 +30,7 @@ of the run), ``invite_bytes`` (the INVITE as sent, compact headers and a static 
 and ``dial_to_ringing_target_met``. Exit status 1 if a call failed.
 
 Functions named ``worker_*`` run inside the harness's worker processes, on the phone's
-node (:meth:`OverlayHarness.call_peer <app.overlay_harness.OverlayHarness.call_peer>`).
+node (:meth:`OverlayHarness.call_peer <app.bench.overlay_harness.OverlayHarness.call_peer>`).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.bench.overlay_harness import OverlayHarness, WorkerError, percentile, provision_overlay
 from app.cli import CliError
-from app.overlay_harness import OverlayHarness, WorkerError, percentile, provision_overlay
 from reload_core.node.node import Node
 
 TARGET_MS = 300.0
@@ -63,7 +63,7 @@ STEPS = (
     "dial_to_ringing_ms",
     "dial_to_answer_ms",
 )
-_ME = "app.cli.bench_sip"
+_ME = "app.bench.bench_sip"
 
 
 # ================================================================ in the worker processes

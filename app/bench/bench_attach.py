@@ -14,7 +14,7 @@ Two setups:
 - ``local``: all three on this machine's interface address (aioice leaves loopback out
   of its candidates);
 - ``nat``: the bootstrap peer on a public network and each client behind its own
-  MASQUERADE NAT, in network namespaces (:mod:`app.nat_lab`; needs root, iproute2 and
+  MASQUERADE NAT, in network namespaces (:mod:`app.bench.nat_lab`; needs root, iproute2 and
   iptables; skipped with the reason otherwise, or with ``--no-nat``).
 
 Printed: ``<setup>_attach_ms_p50/p99``, ``<setup>_app_attach_ms_p50/p99``, failures, and
@@ -45,7 +45,7 @@ from app.cli import CliError
 
 OVERLAY = "attach.bench.invalid"
 APP_TARGET_MS = 100.0
-MODULE = "app.cli.bench_attach"
+MODULE = "app.bench.bench_attach"
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -118,7 +118,11 @@ async def _worker(args: argparse.Namespace) -> None:
     async def attach_once(peer: bytes) -> float:
         done: asyncio.Future[bytes | None] = loop.create_future()
         started = time.perf_counter()
-        ice.attach(peer, lambda p: done.done() or done.set_result(p), resource=False)
+        def finished(p: bytes | None) -> None:
+            if not done.done():
+                done.set_result(p)
+
+        ice.attach(peer, finished, resource=False)
         got = await asyncio.wait_for(done, 20)
         elapsed = time.perf_counter() - started
         if got != peer:
@@ -287,7 +291,7 @@ async def bench_local(count: int, creds: dict[str, list[str]]) -> dict[str, Any]
 
 
 async def bench_nat(count: int, creds: dict[str, list[str]]) -> dict[str, Any]:
-    from app.nat_lab import LAN1_HOST, LAN2_HOST, PUBLIC_PEER, new_topology, unavailable_reason
+    from app.bench.nat_lab import LAN1_HOST, LAN2_HOST, PUBLIC_PEER, new_topology, unavailable_reason
 
     reason = unavailable_reason()
     if reason is not None:

@@ -11,7 +11,7 @@ Provisioning (:func:`provision_overlay`)
 
 Running peers
     :class:`OverlayHarness` (an async context manager) runs peers in worker processes
-    (``python -m app.overlay_harness worker``), each hosting many :class:`Node` instances
+    (``python -m app.bench.overlay_harness worker``), each hosting many :class:`Node` instances
     on one asyncio loop, and ``p2psip peer`` processes (:class:`PeerProcess`), one peer
     each. A control channel (a socketpair, length-prefixed JSON) lets the coordinator
     start/join, leave, abruptly stop and query peers, and run lookups; workers push each
@@ -405,7 +405,7 @@ def _child_environment() -> dict[str, str]:
     for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
         env.pop(name, None)
     # The children import this project as the parent does, wherever it is run from.
-    project = str(Path(__file__).resolve().parents[1])
+    project = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (project, env.get("PYTHONPATH", "")) if p)
     return env
 
@@ -465,7 +465,7 @@ class WorkerProcess:
         argv = [
             sys.executable,
             "-m",
-            "app.overlay_harness",
+            "app.bench.overlay_harness",
             "worker",
             "--control-fd",
             str(child_end.fileno()),
@@ -1222,7 +1222,7 @@ async def _worker_main(control_fd: int, sockets: dict[int, int]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.overlay_harness")
+    parser = argparse.ArgumentParser(prog="python -m app.bench.overlay_harness")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="host peers for a harness (started by OverlayHarness)")
     worker.add_argument("--control-fd", type=int, required=True)
