@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(tshark sip-tester libportaudio2 openssl curl iproute2 coturn iptables jackd2 espeak-ng sox)
+DEB_PACKAGES=(tshark sip-tester libportaudio2 openssl curl iproute2 coturn iptables jackd2 espeak-ng sox linphone-cli)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
