@@ -1,4 +1,4 @@
-"""``p2psip gui [--profile DIR] [--minimised] [--theme system|light|dark]``: the desktop
+"""``p2psip gui [--profile DIR] [--minimised] [--theme system|light|dark] [--smoke]``: the desktop
 softphone (:mod:`app.gui`).
 
 With no profile in the folder it opens the first-run wizard (the local network with no
@@ -34,7 +34,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         from app.gui.theme import Scheme
     except ImportError as exc:  # PySide6 or qasync missing, or a Qt library of the system
         raise CliError(f"the GUI cannot start: {exc}") from None
-    return run(profile_dir, minimised=True if args.minimised else None, scheme=Scheme(args.theme))
+    return run(
+        profile_dir, minimised=True if args.minimised else None, scheme=Scheme(args.theme), smoke=args.smoke
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -50,6 +52,11 @@ def register(subparsers: Any) -> None:
         choices=["system", "light", "dark"],
         default="system",
         help="colours (default: the desktop's)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="start, wait until the first window is shown, then quit (a check of an installation)",
     )
     parser.set_defaults(func=_cmd_gui)
 

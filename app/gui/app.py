@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.gui.bridge import EventBridge
 from app.gui.call_media import MediaKit
@@ -243,8 +243,18 @@ class GuiApp(QObject):
         self.finished.emit()
 
 
-def run(profile_dir: Path, *, minimised: bool | None = None, scheme: Scheme = Scheme.SYSTEM) -> int:
-    """``p2psip gui``: the whole application until it quits; the exit status."""
+def run(
+    profile_dir: Path,
+    *,
+    minimised: bool | None = None,
+    scheme: Scheme = Scheme.SYSTEM,
+    smoke: bool = False,
+) -> int:
+    """``p2psip gui``: the whole application until it quits; the exit status.
+
+    ``smoke`` (``p2psip gui --smoke``, the installers' test): once the first window is on
+    screen (the wizard, or the main window with the phone opened), say so on stdout and
+    quit the normal way (sign-out included)."""
     import qasync
 
     QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -273,8 +283,21 @@ def run(profile_dir: Path, *, minimised: bool | None = None, scheme: Scheme = Sc
 
     app.lastWindowClosed.connect(last_window_closed)
 
+    def shown(window: QWidget) -> None:
+        print(f"p2psip gui: {window.windowTitle() or 'window'} shown", flush=True)
+        spawn(gui.quit())
+
+    def phone_shown() -> None:
+        if gui.windows is not None:
+            shown(gui.windows.window)
+
+    if smoke:
+        gui.phoneReady.connect(phone_shown)
+
     async def main() -> None:
         gui.start()
+        if smoke and gui.wizard is not None and gui.wizard.isVisible():
+            shown(gui.wizard)
         await done.wait()
         await cancel_all()
 
