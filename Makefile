@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make run` (the main job) and `make test`.
 # Each creates .venv if missing and installs what it needs (tools/bootstrap.sh).
-.PHONY: run test lint bench bootstrap
+.PHONY: run test lint bench bootstrap package
 
 bootstrap:
 	@./tools/bootstrap.sh
@@ -17,3 +17,8 @@ test: lint
 
 bench: bootstrap
 	.venv/bin/python bench/wire_bench.py
+
+# The installers (packaging/README.md): dist/p2psip-phone (PyInstaller folder) and the .deb.
+package: bootstrap
+	@.venv/bin/python -c "import PyInstaller" 2>/dev/null || .venv/bin/python -m pip install -q -e ".[package]"
+	./packaging/build.sh
