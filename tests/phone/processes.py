@@ -251,15 +251,18 @@ class PhoneProcesses:
 
 
 async def history(profile: Path, *extra: str) -> list[Event]:
-    """``p2psip history --json --profile DIR``: the call history as the user would read it."""
+    """``p2psip history --json --profile DIR``: the call history as the user reads it
+    (through the control socket when a phone runs for the profile), newest first."""
     code, out, err = await p2psip("history", "--json", "--profile", str(profile), *extra)
     assert code == 0, f"p2psip history: {code} {err}"
     text = out.strip()
-    if text.startswith("["):
-        parsed = json.loads(text)
-        assert isinstance(parsed, list)
-        return parsed
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    parsed: Any = json.loads(text) if text.startswith(("[", "{")) and "\n" not in text else None
+    if parsed is None:
+        parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if isinstance(parsed, dict):
+        parsed = parsed["calls"]
+    assert isinstance(parsed, list)
+    return parsed
 
 
 class EnrolledOverlay:
@@ -300,19 +303,19 @@ class EnrolledOverlay:
         sock = self.overlay.take_socket(0)
         assert sock is not None
         fd = sock.fileno()
-        command = " ".join(
-            [
-                "exec 3<&" + str(fd) + ";",
-                'LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" -m app peer --profile "$1"',
-            ]
+        # exec keeps the pid: the peer sees itself as LISTEN_PID, the socket at fd 3.
+        launcher = (
+            "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_FDS'] = '1'; "
+            "os.environ['LISTEN_PID'] = str(os.getpid()); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'app', 'peer', '--profile', sys.argv[2]])"
         )
         try:
             with self._bootstrap_log.open("ab") as err:
                 self.bootstrap = await asyncio.create_subprocess_exec(
-                    "sh",
-                    "-c",
-                    command,
                     python(),
+                    "-c",
+                    launcher,
+                    str(fd),
                     str(self.overlay.peers[0].directory),
                     cwd=str(REPO),
                     env=_env(),
