@@ -348,6 +348,12 @@ class PhoneCall:
     def later(self, delay: float, fn: Callable[[], None]) -> None:
         self._timers.append(asyncio.get_running_loop().call_later(delay, fn))
 
+    def ring(self) -> None:
+        """Tell the caller the user is being alerted: 180 Ringing (RFC 3261 §13.3.1.1)."""
+        sip = self.sip
+        if sip is not None:
+            asyncio.get_running_loop().call_soon(self._act, sip.ring)
+
     def refuse(
         self,
         status: int,

@@ -127,7 +127,8 @@ class PlainSip:
     ) -> PlainSip:
         """The endpoint, listening at ``listen`` if given. ``credentials``: (key file,
         certificate file) for TLS."""
-        config = UaConfig(aor, display_name=display_name, timers=timers or TimerConfig())
+        # No automatic 180: the phone rings a call only once it decides to present it.
+        config = UaConfig(aor, display_name=display_name, timers=timers or TimerConfig(), auto_ringing=False)
         ua = UserAgent(config, session_factory=session_factory, accept_transfers=True)
         tls = tls_contexts(*credentials) if credentials is not None else None
         plain = cls(ua, tls=tls)

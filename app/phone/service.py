@@ -498,6 +498,7 @@ class Phone:
             timers=self.options.timers,
             session_factory=self.options.session_factory,
             auto_answer=False,
+            auto_ringing=False,  # the phone decides (DND, forwarding, busy) before a 180
             accept_transfers=True,
             connect_timeout=self.options.network.connect_timeout,
         )
@@ -725,6 +726,7 @@ class Phone:
         elif len(others) >= self.options.max_calls:
             call.refuse(486, EndCause.BUSY, "you were busy")
         else:
+            call.ring()
             call.announce()
             self._incoming.put_nowait(call)
             if self.auto_answer:

@@ -138,6 +138,7 @@ async def test_do_not_disturb(lab: PhoneLab) -> None:
     call = await alice.call("bob")
     assert await call.wait_ended(WAIT) is EndCause.DO_NOT_DISTURB
     assert call.words == "bob does not want to be disturbed" and call.sip_status == 480
+    assert [t.state for t in call.machine.transitions] == [CallState.DIALING, CallState.ENDED]  # never rang
     refused = await bob_events.wait(CallStateChanged, lambda e: e.direction is CallDirection.INCOMING)
     assert (refused.previous, refused.state, refused.cause) == (
         None,

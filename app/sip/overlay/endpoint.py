@@ -46,7 +46,9 @@ class OverlaySip:
 
     ``usage``: the node's SIP Usage (its certificate's user is our AoR). The UA options
     (``display_name``, ``timers``, ``session_factory``, ``auto_answer``,
-    ``accept_transfers``, ``info_packages``) are :class:`~app.sip.aio.UserAgent`'s.
+    ``accept_transfers``, ``info_packages``) are :class:`~app.sip.aio.UserAgent`'s;
+    ``auto_ringing`` (:class:`~app.sip.ua.UaConfig`'s) off lets the application decide
+    whether an INVITE rings at all (do not disturb, forwarding) before any 180 goes out.
     ``schemes``: what we accept AppAttaches for; ``connect_timeout``: seconds one
     AppAttach may take (default: the SIP Usage's); ``fork_grace``: see
     :data:`~app.sip.overlay.reach.FORK_GRACE`.
@@ -60,6 +62,7 @@ class OverlaySip:
         timers: TimerConfig | None = None,
         session_factory: Callable[[], SessionHandler] = StaticSdpSession,
         auto_answer: bool = False,
+        auto_ringing: bool = True,
         accept_transfers: bool = True,
         info_packages: Iterable[str] = (),
         schemes: Sequence[SipScheme] = (SipScheme.SIP, SipScheme.SIPS),
@@ -76,6 +79,7 @@ class OverlaySip:
             timers=timers or TimerConfig(),
             info_packages=frozenset(info_packages),
             contact=self.contact,
+            auto_ringing=auto_ringing,
         )
         self.ua = UserAgent(
             config,
