@@ -24,6 +24,12 @@ from app.media.devices import CaptureStream
 log = logging.getLogger(__name__)
 
 _MAX_LAG: Final = 0.2  # a paced source this far behind its clock starts again from now
+#: Reference frames (what the output played) that may wait for the capture path: the
+#: capture starts after the output (DTLS comes first) and loses time when the sender
+#: falls behind (a device drops its oldest blocks, a paced source skips ahead), while the
+#: output clock goes on. Beyond this the oldest reference is dropped, so processors see
+#: the two paths at most 200 ms apart, as an echo canceller can follow.
+REFERENCE_SLACK: Final = 10
 
 
 class AudioProcessor(Protocol):
@@ -33,7 +39,9 @@ class AudioProcessor(Protocol):
     48 kHz mono int16: first ``process_playout`` with each frame the output played
     since the last capture frame (the far-end reference an echo canceller needs, in
     order), then ``process_capture`` with the microphone's frame, returning the frame
-    to send (same length). A processor that raises is removed (logged once).
+    to send (same length). A processor that raises is removed (logged once). When the
+    capture path has lost time against the output (see :data:`REFERENCE_SLACK`), the
+    oldest reference frames are left out (``MicrophoneTrack.reference_dropped``).
     """
 
     def process_playout(self, frame: Samples) -> None: ...
@@ -138,11 +146,13 @@ class MicrophoneTrack(MediaStreamTrack):
         self._source = source
         self.processors: list[AudioProcessor] = processors if processors is not None else []
         self.reference: collections.deque[Samples] = (
-            reference if reference is not None else collections.deque(maxlen=25)
+            reference if reference is not None else collections.deque(maxlen=50)
         )
         self._on_source_failed = on_source_failed
         self.muted = False
         self.frames = 0
+        self.reference_dropped = 0
+        self._reference_debt = 0  # reference frames handed over minus capture frames
         self._pts = 0
 
     @property
@@ -180,6 +190,13 @@ class MicrophoneTrack(MediaStreamTrack):
         played: list[Samples] = []
         while self.reference:
             played.append(self.reference.popleft())
+        self._reference_debt += len(played) - 1
+        if self._reference_debt > REFERENCE_SLACK:
+            drop = min(self._reference_debt - REFERENCE_SLACK, len(played))
+            played = played[drop:]
+            self.reference_dropped += drop
+            self._reference_debt -= drop
+        self._reference_debt = max(self._reference_debt, -REFERENCE_SLACK)
         for processor in list(self.processors):
             try:
                 for block in played:

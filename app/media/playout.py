@@ -126,6 +126,12 @@ class PlayoutBuffer:
                 self._valid[: n - first] = True
             self._end = max(self._end, pos + n)
             if not self._primed and self._end - self._read >= self.target:
+                # Start from ``target`` before the newest sample: what came in pieces
+                # that do not add up to whole frames (a resampler's first output) is
+                # not left to sit in the buffer as extra delay.
+                start = self._end - self.target
+                self._clear(self._read, start - self._read)
+                self._read = start
                 self._primed = True
 
     def _restart(self, pos: int) -> None:

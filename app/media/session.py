@@ -171,7 +171,7 @@ class MediaSession:
         self.processors: list[AudioProcessor] = []
         self.sdp_hooks: list[SdpHook] = []
         self.buffer = PlayoutBuffer()
-        self.reference: collections.deque[Samples] = collections.deque(maxlen=25)
+        self.reference: collections.deque[Samples] = collections.deque(maxlen=50)
         self.timings = MediaTimings()
         self.events: list[MediaEvent] = []
         self._listeners: list[Callable[[MediaEvent], None]] = [listener] if listener else []
@@ -477,6 +477,7 @@ class MediaSession:
             output_latency=self._output.latency if self._output else 0.0,
             capture_dropped_frames=source.stream.dropped if isinstance(source, DeviceSource) else 0,
             late_packets=self.jitter.late if self.jitter else 0,
+            reference_dropped_frames=track.reference_dropped if track else 0,
         )
 
     # ------------------------------------------------------------------ internals

@@ -25,6 +25,7 @@ class MediaStats:
     output_latency: float  # seconds the output device adds after the buffer
     capture_dropped_frames: int  # microphone frames dropped because the sender lagged
     late_packets: int  # RTP packets that came after a newer one (dropped, concealed)
+    reference_dropped_frames: int = 0  # far-end reference left out as the capture path lagged
 
     @property
     def playout_delay(self) -> float | None:

@@ -1,6 +1,7 @@
-"""The playout path without a network: the adaptive playout buffer (delay, concealment,
+"""The audio paths without a network: the adaptive playout buffer (delay, concealment,
 late frames, latency bound, underruns, clock drift, the callback thread), the
-pass-through RTP jitter buffer, and the conversions to 48 kHz mono."""
+pass-through RTP jitter buffer, the conversions to 48 kHz mono, and the capture track
+(processors, far-end reference, mute, frame timestamps)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from aiortc.rtp import RtpPacket
 
 from app.media.audio import FRAME_SAMPLES, SAMPLE_RATE, ToMono48k, load_audio_file, rms
+from app.media.capture import REFERENCE_SLACK, MicrophoneTrack, SilenceSource
 from app.media.jitter import PassThroughJitterBuffer
 from app.media.playout import FADE_FRAMES, PlayoutBuffer
 
@@ -209,3 +211,46 @@ def test_audio_files_converted_to_48k_mono(tmp_path: Path) -> None:
     assert abs(len(samples) - 2 * SAMPLE_RATE) < 100 and samples.dtype == np.int16
     peak = np.argmax(np.abs(np.fft.rfft(samples.astype(float)))) * SAMPLE_RATE / len(samples)
     assert abs(peak - 300) < 2
+
+
+class Probe:
+    """An audio processor that notes what it is handed."""
+
+    def __init__(self) -> None:
+        self.played: list[int] = []  # reference frames handed before each capture frame
+        self.pending = 0
+
+    def process_playout(self, frame: np.ndarray) -> None:
+        self.pending += 1
+
+    def process_capture(self, frame: np.ndarray) -> np.ndarray:
+        self.played.append(self.pending)
+        self.pending = 0
+        return (frame + 100).astype(np.int16)
+
+
+class Broken:
+    def process_playout(self, frame: np.ndarray) -> None:
+        pass
+
+    def process_capture(self, frame: np.ndarray) -> np.ndarray:
+        raise RuntimeError("bug")
+
+
+async def test_capture_track_processors_reference_and_mute() -> None:
+    probe = Probe()
+    track = MicrophoneTrack(SilenceSource(), processors=[Broken(), probe])
+    for k in range(30):  # the output ran 600 ms ahead of the capture path
+        track.reference.append(frame(k))
+    first = await track.recv()
+    assert probe.played == [REFERENCE_SLACK + 1] and track.reference_dropped == 30 - REFERENCE_SLACK - 1
+    assert len(track.processors) == 1  # the broken one is out, the call goes on
+    assert (first.pts, first.sample_rate, first.samples, first.format.name) == (0, SAMPLE_RATE, F, "s16")
+    assert first.time_base == fractions.Fraction(1, SAMPLE_RATE)
+    assert (first.to_ndarray() == 100).all()  # silence through the processor
+    track.reference.append(frame(0))
+    track.muted = True
+    second = await track.recv()
+    assert second.pts == F and probe.played == [REFERENCE_SLACK + 1, 1]
+    assert not second.to_ndarray().any()  # muted: silence, after the processors
+    track.stop()
