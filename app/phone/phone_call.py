@@ -148,6 +148,7 @@ class PhoneCall:
         self._dial_task: asyncio.Task[object] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._transfer_target = ""
+        self._answering = False
 
     def __repr__(self) -> str:
         return f"<PhoneCall {self.id} {self.direction.value} {self.peer} {self.state.value}>"
@@ -221,6 +222,7 @@ class PhoneCall:
         await self._host.hold_others(self)
         if self.state is not CallState.RINGING:
             raise CallActionError(f"the call is {self.state.value}, it cannot be answered")
+        self._answering = True
         try:
             await self.sip.answer()
         except (SipError, OSError) as exc:
@@ -228,7 +230,11 @@ class PhoneCall:
 
     async def reject(self, *, busy: bool = False) -> None:
         """Refuse an incoming call that rings: 603 Decline, or 486 Busy Here."""
-        if self.direction is not CallDirection.INCOMING or self.state is not CallState.RINGING:
+        if (
+            self.direction is not CallDirection.INCOMING
+            or self.state is not CallState.RINGING
+            or self._answering
+        ):
             raise CallActionError(f"the call is {self.state.value}: only a ringing incoming call is rejected")
         cause, words = (EndCause.BUSY, "you were busy") if busy else (EndCause.DECLINED, "you declined")
         self.refuse(486 if busy else 603, cause, words, missed=False)
@@ -240,6 +246,11 @@ class PhoneCall:
             return
         self._cancel_timers()
         if self.direction is CallDirection.INCOMING and self.state is CallState.RINGING:
+            if self._answering and self.sip is not None:
+                # Our 2xx is out, its ACK not in yet: the UA sends BYE once it comes (§15).
+                self._pending = (EndCause.HUNG_UP, "you hung up", None)
+                self._act(self.sip.hangup)
+                return
             self.refuse(603, EndCause.DECLINED, "you declined", missed=False)
             return
         if self.sip is None:
@@ -286,6 +297,41 @@ class PhoneCall:
         await self._host.hold_others(self)
         await self._reinvite(hold=False)
         self.apply(CallTrigger.RESUME)
+
+    @property
+    def muted(self) -> bool:
+        """Whether we send silence in place of the microphone (calls with media)."""
+        session = self.sip.session if self.sip is not None else None
+        return bool(getattr(session, "muted", False))
+
+    def set_muted(self, muted: bool) -> None:
+        session = self.sip.session if self.sip is not None else None
+        if not hasattr(session, "muted"):
+            raise CallActionError("this call has no audio to mute")
+        session.muted = muted  # type: ignore[union-attr]
+
+    async def send_dtmf(self, digits: str) -> list[str]:
+        """Send ``digits`` (0-9, *, #, A-D) on an answered call: RFC 4733 telephone-events
+        in the media when the far end took them, else SIP INFO (RFC 6086) in the dialog
+        (:class:`app.media.dtmf_session.SessionDtmf`; INFO only for calls without media).
+        Returns the methods used, one per digit; :class:`CallActionError` when it cannot."""
+        from app.media.dtmf import DtmfError
+        from app.media.dtmf_call import DtmfSender
+
+        if self.state not in (CallState.CONNECTED, CallState.HELD) or self.sip is None or self.ua is None:
+            raise CallActionError(f"the call is {self.state.value}: digits go on an answered call")
+        media = getattr(self._host, "media", None)
+        audio = media.audio_of(self) if media is not None else None
+        try:
+            if audio is not None:
+                used = await audio.send_dtmf(self, digits)
+            else:
+                used = await DtmfSender(call=self.sip).send(digits)
+        except DtmfError as exc:
+            raise CallActionError(str(exc)) from None
+        except (OSError, TimeoutError, RuntimeError) as exc:
+            raise CallActionError(f"the digits could not be sent: {exc or 'no answer'}") from None
+        return [method.value for method in used]
 
     async def _reinvite(self, *, hold: bool) -> None:
         sip = self.sip

@@ -109,6 +109,17 @@ async def test_plain_sip_calls_and_messages_are_unverified(lab: PhoneLab) -> Non
     at_carol = await carol.next_incoming_call(WAIT)
     await at_carol.reject(busy=True)
     assert await call.wait_ended(WAIT) is EndCause.BUSY and call.words == "carol is busy"
+    # TLS (sips:), with the profile's key and certificate on both sides.
+    dave = await lab.open("dave", sip_listen=_listen("tls"))
+    tls_uri = dave.plain_uri
+    assert tls_uri is not None and tls_uri.startswith("sips:dave@127.0.0.1:")
+    call = await alice.call(tls_uri)
+    at_dave = await dave.next_incoming_call(WAIT)
+    assert at_dave.plain and not at_dave.verified
+    await at_dave.answer()
+    assert await call.wait_state(CallState.CONNECTED, timeout=WAIT) is CallState.CONNECTED
+    await at_dave.hangup()
+    assert await call.wait_ended(WAIT) is EndCause.REMOTE_HUNG_UP
     # Nobody listening there: said in words, not a traceback.
     call = await alice.call("sip:nobody@127.0.0.1:9;transport=tcp")
     assert await call.wait_ended(WAIT) is EndCause.CONNECTION_LOST
