@@ -16,21 +16,26 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
+
+if TYPE_CHECKING:
+    # Imported when first needed: the main window comes up without them.
+    from app.gui.overlay_panel import OverlayPanel
+    from app.gui.settings import SettingsWindow
+    from app.gui.wizard import FirstRunWizard
 
 from app.gui.bridge import EventBridge
 from app.gui.call_media import MediaKit
 from app.gui.icons import icon
 from app.gui.main_window import MainWindow
-from app.gui.overlay_panel import OverlayPanel
-from app.gui.settings import SettingsWindow
 from app.gui.tasks import cancel_all, spawn
 from app.gui.theme import Scheme, apply_scheme, follow_desktop
 from app.gui.tray import TrayIcon
-from app.gui.wizard import FirstRunWizard
 from app.phone.service import Phone, PhoneError, PhoneOptions
 from app.phone.store import Settings
 from app.profile import ProfileError, existing_descriptor
@@ -100,6 +105,8 @@ class PhoneWindows(QObject):
             self.window.show()
 
     def show_settings(self) -> None:
+        from app.gui.settings import SettingsWindow
+
         if self.settings_window is None:
             profile = self.phone.profile
             lines = [
@@ -130,6 +137,8 @@ class PhoneWindows(QObject):
             raise ValueError(str(exc)) from None
 
     def show_overlay(self) -> None:
+        from app.gui.overlay_panel import OverlayPanel
+
         if self.overlay_window is None:
             panel = OverlayPanel(lambda: self.phone.overlay_snapshot(errors=list(self.errors.lines)))
             panel.setWindowTitle(f"P2PSIP Phone: overlay {self.phone.overlay}")
@@ -190,6 +199,8 @@ class GuiApp(QObject):
             self.finished.emit()
             return
         if descriptor is None:
+            from app.gui.wizard import FirstRunWizard
+
             self.wizard = FirstRunWizard(self.profile_dir)
             self.wizard.profileReady.connect(self._profile_made)
             self.wizard.show()
@@ -249,12 +260,14 @@ def run(
     minimised: bool | None = None,
     scheme: Scheme = Scheme.SYSTEM,
     smoke: bool = False,
+    hook: Callable[[GuiApp], None] | None = None,
 ) -> int:
     """``p2psip gui``: the whole application until it quits; the exit status.
 
     ``smoke`` (``p2psip gui --smoke``, the installers' test): once the first window is on
     screen (the wizard, or the main window with the phone opened), say so on stdout and
-    quit the normal way (sign-out included)."""
+    quit the normal way (sign-out included). ``hook`` sees the :class:`GuiApp` before it
+    starts (``p2psip bench gui`` instruments it so)."""
     import qasync
 
     QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -293,6 +306,8 @@ def run(
 
     if smoke:
         gui.phoneReady.connect(phone_shown)
+    if hook is not None:
+        hook(gui)
 
     async def main() -> None:
         gui.start()

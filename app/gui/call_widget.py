@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
@@ -36,10 +36,12 @@ from app.gui.formatting import format_duration
 from app.gui.icons import icon
 from app.gui.meters import LevelMeter, QualityBars
 from app.gui.tasks import spawn
-from app.media.quality import CallQuality
 from app.phone.calls import ANSWERED_STATES, CallDirection, CallState
 from app.phone.events import CallRemoteHold, CallStateChanged
 from app.phone.phone_call import CallActionError, PhoneCall
+
+if TYPE_CHECKING:
+    from app.media.quality import CallQuality
 
 LEVEL_MS = 100
 
@@ -88,6 +90,7 @@ class CallWidget(QFrame):
         self.call = call
         self.kit = kit
         self.audio: CallAudio | None = None
+        self.tones_sent = ""
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAccessibleName(f"Call with {call.name}")
         self.name = QLabel(call.name)
@@ -123,12 +126,15 @@ class CallWidget(QFrame):
         self.hangup_button = _tool("Hang up", "call-hangup", "Hang up")
         self.hangup_button.clicked.connect(self.hangup)
 
-        self.keypad = DialPad("Keypad: send tones")
+        self.keypad = DialPad("Keypad: send tones", compact=True)
+        self.keypad.setFixedWidth(200)
         self.keypad.pressed.connect(self.send_dtmf)
         self.keypad.hide()
-        self.keypad_button.toggled.connect(self.keypad.setVisible)
         self.sent_tones = QLabel()
         self.sent_tones.setAccessibleName("Tones sent")
+        self.sent_tones.hide()
+        self.keypad_button.toggled.connect(self.keypad.setVisible)
+        self.keypad_button.toggled.connect(self.sent_tones.setVisible)
 
         self.transfer_row = QWidget()
         row = QHBoxLayout(self.transfer_row)
@@ -166,14 +172,21 @@ class CallWidget(QFrame):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.hangup_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addLayout(meters)
-        layout.addLayout(buttons)
-        layout.addWidget(self.keypad)
-        layout.addWidget(self.sent_tones)
-        layout.addWidget(self.transfer_row)
-        layout.addWidget(self.error)
+        main = QVBoxLayout()
+        main.addLayout(header)
+        main.addLayout(meters)
+        main.addLayout(buttons)
+        main.addWidget(self.transfer_row)
+        main.addWidget(self.error)
+        main.addStretch(1)
+        # The keypad opens beside the call, so the call's controls stay in view.
+        pad = QVBoxLayout()
+        pad.addWidget(self.keypad)
+        pad.addWidget(self.sent_tones)
+        pad.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addLayout(main, 1)
+        layout.addLayout(pad)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         self.clock = QTimer(self)
@@ -222,8 +235,10 @@ class CallWidget(QFrame):
             self.clock.stop()
             self.meter_timer.stop()
             for button in (self.mute_button, self.hold_button, self.keypad_button, self.transfer_button):
+                button.setChecked(False)
                 button.setEnabled(False)
             self.keypad.hide()
+            self.sent_tones.hide()
             self.transfer_row.hide()
 
     def on_state(self, event: CallStateChanged) -> None:
@@ -282,7 +297,8 @@ class CallWidget(QFrame):
         audio = self.audio
         if audio is None:
             return
-        self.sent_tones.setText(self.sent_tones.text() + digit)
+        self.sent_tones.setText(f"Sent: {self.tones_sent + digit}")
+        self.tones_sent += digit
 
         async def send() -> object:
             try:

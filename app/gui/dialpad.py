@@ -29,7 +29,9 @@ class DialPad(QWidget):
 
     pressed = Signal(str)
 
-    def __init__(self, name: str = "Dial pad", parent: QWidget | None = None) -> None:
+    def __init__(
+        self, name: str = "Dial pad", parent: QWidget | None = None, *, compact: bool = False
+    ) -> None:
         super().__init__(parent)
         self.setAccessibleName(name)
         grid = QGridLayout(self)
@@ -37,10 +39,10 @@ class DialPad(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         self.buttons: dict[str, QPushButton] = {}
         for index, (key, letters) in enumerate(KEYS):
-            button = QPushButton(f"{key}\n{letters}" if letters else key)
+            button = QPushButton(f"{key}\n{letters}" if letters and not compact else key)
             button.setAccessibleName(f"Key {SPOKEN.get(key, key)}")
             button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-            button.setMinimumSize(QSize(44, 36))
+            button.setMinimumSize(QSize(44, 26 if compact else 36))
             button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
             button.clicked.connect(lambda _checked=False, k=key: self.pressed.emit(k))
             self.buttons[key] = button

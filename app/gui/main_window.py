@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from html import escape
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QFont, QKeySequence, QShortcut
@@ -35,7 +36,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.bridge import EventBridge
-from app.gui.call_media import MediaKit
 from app.gui.call_widget import CallWidget, IncomingCallWindow
 from app.gui.chat import ChatPane
 from app.gui.dialpad import DialPad
@@ -60,6 +60,9 @@ from app.phone.phone_call import PhoneCall
 from app.phone.service import Phone, PhoneError
 from app.phone.store import Contact
 from app.phone.words import short_name
+
+if TYPE_CHECKING:
+    from app.gui.call_media import MediaKit
 
 ENDED_LINGER_MS = 4000
 """An ended call stays on screen this long, so its last words ("bob is busy") are read."""
@@ -351,6 +354,7 @@ class MainWindow(QMainWindow):
         self.calls_box = QWidget()
         self.calls_layout = QVBoxLayout(self.calls_box)
         self.calls_layout.setContentsMargins(0, 0, 0, 0)
+        self.calls_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.calls_area = QScrollArea()
         self.calls_area.setWidgetResizable(True)
         self.calls_area.setWidget(self.calls_box)
@@ -392,9 +396,16 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(dial_row)
         layout.addWidget(self.dial_error)
-        layout.addWidget(self.calls_area, 2)
-        layout.addWidget(self.tabs, 3)
+        layout.addWidget(self.calls_area)
+        layout.addWidget(self.tabs, 1)
+        self.phone_layout = layout
         return panel
+
+    def _calls_shown(self) -> None:
+        """While calls go on they get the room; the pages below shrink."""
+        shown = bool(self.call_widgets)
+        self.calls_area.setVisible(shown)
+        self.phone_layout.setStretchFactor(self.calls_area, 1 if shown else 0)
 
     def _shortcuts(self) -> None:
         def key(sequence: QKeySequence | QKeySequence.StandardKey | str, slot: object, name: str) -> None:
@@ -674,7 +685,7 @@ class MainWindow(QMainWindow):
         widget = CallWidget(call, self.kit)
         self.call_widgets[call.id] = widget
         self.calls_layout.addWidget(widget)
-        self.calls_area.show()
+        self._calls_shown()
         return widget
 
     def _drop_call(self, call_id: int) -> None:
@@ -684,7 +695,7 @@ class MainWindow(QMainWindow):
         del self.call_widgets[call_id]
         self.calls_layout.removeWidget(widget)
         widget.deleteLater()
-        self.calls_area.setVisible(bool(self.call_widgets))
+        self._calls_shown()
 
     def _incoming(self, call: PhoneCall) -> None:
         window = IncomingCallWindow(call)

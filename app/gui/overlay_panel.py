@@ -91,7 +91,7 @@ class OverlayPanel(QWidget):
         form.addRow("Node-ID:", self.node_id)
         form.addRow("Address:", self.address)
         form.addRow("State:", self.state)
-        self.links = _table(["Node-ID", "Role", "Address", "RTT"], "Links")
+        self.links = _table(["Node-ID", "RTT", "Address", "Role"], "Links")
         links_box = QGroupBox("Links")
         QVBoxLayout(links_box).addWidget(self.links)
         self.stored = _table(["Resource-ID", "Kinds"], "Stored data")
@@ -107,8 +107,8 @@ class OverlayPanel(QWidget):
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
         side_layout.addWidget(about)
-        side_layout.addWidget(links_box, 2)
-        side_layout.addWidget(stored_box, 1)
+        side_layout.addWidget(links_box, 3)
+        side_layout.addWidget(stored_box, 3)
         side_layout.addWidget(errors_box, 1)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.ring)
@@ -154,9 +154,9 @@ class OverlayPanel(QWidget):
         for row, link in enumerate(snapshot.links):
             values = [
                 short_id(link.node_id),
-                roles.get(link.node_id, ""),
-                link.remote_address,
                 format_rtt(link.rtt),
+                link.remote_address,
+                roles.get(link.node_id, ""),
             ]
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)

@@ -164,51 +164,67 @@ class RingView(QWidget):
         painter.setFont(small)
         metrics = QFontMetricsF(small)
         # Links first, so the nodes sit on top of them.
-        for node in nodes:
-            if not node.linked or node.node_id == snapshot.node_id:
-                continue
+        linked = [n for n in nodes if n.linked and n.node_id != snapshot.node_id]
+        for node in linked:
             there = ring_point(node.node_id, centre, radius)
             colour = QColor(ROLE_COLOURS[node.role])
             colour.setAlpha(150)
-            painter.setPen(
-                QPen(colour, 1.5, Qt.PenStyle.DashLine if node.role is Role.LINKED else Qt.PenStyle.SolidLine)
-            )
+            style = Qt.PenStyle.DashLine if node.role is Role.LINKED else Qt.PenStyle.SolidLine
+            painter.setPen(QPen(colour, 1.5, style))
             painter.drawLine(me, there)
-            # Links meet at this node: their labels sit near the far ends, where the
-            # lines are furthest apart.
-            middle = QPointF(me.x() + 0.7 * (there.x() - me.x()), me.y() + 0.7 * (there.y() - me.y()))
+        taken: list[QRectF] = []
+        for node in nodes:
+            point = ring_point(node.node_id, centre, radius)
+            size = 9.0 if node.role is Role.SELF else 6.5
+            box = QRectF(point.x() - size, point.y() - size, 2 * size, 2 * size)
+            taken.append(box)
+            # A node playing several roles (predecessor and successor of a small ring,
+            # a successor that is also a finger) is a pie of their colours.
+            span = 360 * 16 // len(node.roles)
+            painter.setPen(Qt.PenStyle.NoPen)
+            for i, role in enumerate(node.roles):
+                painter.setBrush(QBrush(ROLE_COLOURS[role]))
+                painter.drawPie(box, 90 * 16 - i * span, -span)
+            painter.setPen(QPen(palette.color(QPalette.ColorRole.Window), 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(point, size, size)
+        painter.setPen(text)
+        for node in nodes:
+            # Outside the circle, along the radius; pushed further out while it would
+            # cover a label already placed (nodes close on the ring).
+            angle = 2 * math.pi * ring_fraction(node.node_id)
+            label = short_id(node.node_id) + (" (me)" if node.role is Role.SELF else "")
+            width = metrics.horizontalAdvance(label)
+            sin, cos = math.sin(angle), math.cos(angle)
+            for step in range(8):
+                distance = radius + 16 + step * metrics.height()
+                out = QPointF(centre.x() + distance * sin, centre.y() - distance * cos)
+                left = out.x() - (0 if sin > 0.2 else width if sin < -0.2 else width / 2)
+                top = out.y() - (0 if cos < -0.2 else metrics.height() if cos > 0.2 else metrics.height() / 2)
+                box = QRectF(left, top, width, metrics.height())
+                if not any(box.intersects(other) for other in taken):
+                    break
+            taken.append(box)
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
+        for node in linked:
+            # Links meet at this node: their RTTs go near the far ends, where the lines
+            # are furthest apart, at the first spot that covers no other label.
+            there = ring_point(node.node_id, centre, radius)
             label = format_rtt(node.rtt)
             width = metrics.horizontalAdvance(label) + 6
-            box = QRectF(middle.x() - width / 2, middle.y() - metrics.height() / 2, width, metrics.height())
+            for share in (0.7, 0.55, 0.82, 0.45, 0.6, 0.35):
+                middle = QPointF(me.x() + share * (there.x() - me.x()), me.y() + share * (there.y() - me.y()))
+                box = QRectF(
+                    middle.x() - width / 2, middle.y() - metrics.height() / 2, width, metrics.height()
+                )
+                if not any(box.intersects(other) for other in taken):
+                    break
+            taken.append(box)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(palette.color(QPalette.ColorRole.Window))
             painter.drawRoundedRect(box, 3, 3)
             painter.setPen(text)
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
-        for node in nodes:
-            point = ring_point(node.node_id, centre, radius)
-            size = 9.0 if node.role is Role.SELF else 6.5
-            painter.setPen(QPen(palette.color(QPalette.ColorRole.Window), 2))
-            painter.setBrush(QBrush(ROLE_COLOURS[node.role]))
-            painter.drawEllipse(point, size, size)
-            # The label goes outside the circle, along the radius.
-            fraction = ring_fraction(node.node_id)
-            angle = 2 * math.pi * fraction
-            label = short_id(node.node_id) + (" (me)" if node.role is Role.SELF else "")
-            width = metrics.horizontalAdvance(label)
-            outside = QPointF(
-                centre.x() + (radius + 16) * math.sin(angle), centre.y() - (radius + 16) * math.cos(angle)
-            )
-            x = outside.x() - (0 if math.sin(angle) > 0.2 else width if math.sin(angle) < -0.2 else width / 2)
-            y = outside.y() + (
-                metrics.ascent()
-                if math.cos(angle) < -0.2
-                else 0
-                if math.cos(angle) > 0.2
-                else metrics.ascent() / 2
-            )
-            painter.setPen(text)
-            painter.drawText(QPointF(x, y), label)
         # Legend under the ring.
         x = rect.left() + 10
         y = rect.bottom() - legend_height / 2

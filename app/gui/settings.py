@@ -161,7 +161,7 @@ class SettingsWindow(QWidget):
         moves.addStretch(1)
         codecs_row.addWidget(self.codecs, 1)
         codecs_row.addLayout(moves)
-        form2.addRow("Codec &order:", codecs_row)
+        form2.addRow("Codec order:", codecs_row)
         layout.addWidget(processing)
         layout.addStretch(1)
         return page
