@@ -5,8 +5,9 @@
 bootstrap:
 	@./tools/bootstrap.sh
 
+# With a desktop ($DISPLAY or $WAYLAND_DISPLAY) the softphone's window; without one, the demo.
 run: bootstrap
-	@.venv/bin/p2psip demo
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then .venv/bin/p2psip gui; else .venv/bin/p2psip demo; fi
 
 lint: bootstrap
 	.venv/bin/ruff check .
