@@ -107,7 +107,8 @@ class PhoneLab:
         provisioned document if given), started and registered."""
         network = overrides.pop("network", NetworkOptions(join_timeout=20.0, retry_first=0.5, retry_max=2.0))
         sip_listen = overrides.pop("sip_listen", None)
-        options = PhoneOptions(timers=TIMERS, network=network, presence=PRESENCE, **overrides)
+        overrides.setdefault("presence", PRESENCE)
+        options = PhoneOptions(timers=TIMERS, network=network, **overrides)
         directory = self.profile(name)
         if configuration is not None:
             replace_configuration(directory, configuration)

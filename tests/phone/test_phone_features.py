@@ -17,6 +17,8 @@ from app.phone.events import (
     PresenceChanged,
     TransferUpdate,
 )
+from app.phone.network import NetworkOptions
+from app.phone.presence import PresencePolicy
 from app.phone.store import CallDirection as HistoryDirection
 from app.phone.store import Delivery, MessageDirection
 
@@ -269,3 +271,21 @@ async def test_keys_pinned_on_first_use(lab: PhoneLab) -> None:
     await at_alice.wait_ended(WAIT)
     history = await alice.history()
     assert [h.verified for h in history] == [True, False, True]
+
+
+async def test_a_failed_call_checks_presence_at_once(lab: PhoneLab) -> None:
+    """Presence rechecks a buddy as soon as a call to them fails, not at the next
+    scheduled check (here ten minutes away)."""
+    slow = PresencePolicy(online_interval=600.0, offline_first=600.0, initial_spread=0.1)
+    network = NetworkOptions(join_timeout=20.0, connect_timeout=3.0)
+    alice = await lab.open("alice", presence=slow, network=network)
+    bob = await lab.open("bob")
+    events = Events(alice)
+    await alice.add_buddy("bob")
+    await events.wait(PresenceChanged, lambda e: e.aor == aor("bob") and e.online)
+    await bob.close(sign_out=False)  # cut off: the registration stays behind
+    call = await alice.call("bob")
+    assert await call.wait_ended(30.0) is EndCause.UNREACHABLE
+    assert call.words == "bob is online but could not be reached"
+    gone = await events.wait(PresenceChanged, lambda e: e.aor == aor("bob") and not e.online, timeout=30.0)
+    assert gone.time - (call.ended or 0.0) < 15.0
