@@ -19,6 +19,8 @@ it replays.
 - :class:`ConfigurationUpdated`, :class:`CertificateNotice`: the profile's overlay
   configuration (§11.1) and certificate (§11.3) as they change or need attention.
 - :class:`KeyChanged`: a caller's key is not the one pinned for them (local overlay).
+- :class:`CallQuality`, :class:`CallMedia`, :class:`DtmfReceived`: a call's audio
+  (:mod:`app.phone.media`).
 """
 
 from __future__ import annotations
@@ -199,6 +201,45 @@ class CertificateNotice:
     time: float
 
 
+@dataclass(frozen=True, slots=True)
+class CallQuality:
+    """A sample of a call's quality, every few seconds while it is answered (what we
+    hear: jitter, loss over the last interval, ITU-T G.107 E-model MOS; round trip from
+    RTCP). None: not known yet."""
+
+    call: int
+    rtt_ms: float | None
+    jitter_ms: float | None
+    loss_percent: float
+    mos: float
+    codec: str | None
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallMedia:
+    """Something about a call's audio (:mod:`app.phone.media`): ``what`` is
+    ``ice-connected``, ``first-audio`` (the first frame heard), ``device-unavailable``
+    (once per phone and device role: the call goes on, silence is sent),
+    ``device-changed``, ``media-failed``, ``onset-sent``/``onset-heard`` (a tone burst's
+    wall-clock onset, ``p2psip bench call``); ``detail`` in words."""
+
+    call: int
+    what: str
+    detail: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfReceived:
+    """A digit the far end sent (``method``: rfc4733 or sip-info)."""
+
+    call: int
+    digit: str
+    method: str
+    time: float
+
+
 PhoneEvent: TypeAlias = (
     PhoneStateChanged
     | CallStateChanged
@@ -213,16 +254,22 @@ PhoneEvent: TypeAlias = (
     | ConfigurationUpdated
     | CertificateNotice
     | KeyChanged
+    | CallQuality
+    | CallMedia
+    | DtmfReceived
 )
 
 __all__ = [
     "BuddiesChanged",
+    "CallMedia",
+    "CallQuality",
     "CallRedirected",
     "CallRemoteHold",
     "CallStateChanged",
     "CertificateAction",
     "CertificateNotice",
     "ConfigurationUpdated",
+    "DtmfReceived",
     "KeyChanged",
     "MessageReceived",
     "MessageStateChanged",

@@ -45,8 +45,11 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from app.media.dtmf_call import DtmfReceived as DtmfDigit
+from app.media.dtmf_call import DtmfReceiver
 from app.peer import PeerSetup, PeerSetupError, peer_setup
 from app.phone.calls import ANSWERED_STATES, CallDirection, CallState, EndCause
 from app.phone.events import (
@@ -54,6 +57,7 @@ from app.phone.events import (
     CertificateAction,
     CertificateNotice,
     ConfigurationUpdated,
+    DtmfReceived,
     KeyChanged,
     MessageReceived,
     MessageStateChanged,
@@ -66,6 +70,7 @@ from app.phone.events import (
 )
 from app.phone.local_config import is_local_overlay
 from app.phone.local_overlay import LocalOverlay, LocalOverlayError
+from app.phone.media import MediaBinder, MediaKit, ice_server
 from app.phone.names import is_answering
 from app.phone.network import (
     EnrolledJoiner,
@@ -106,7 +111,7 @@ from app.phone.words import DND_PHRASE, short_name, status_words, unreachable_wo
 from app.profile import Profile, ProfileError, load_profile
 from app.sip.aio import Call, CallError, UserAgent
 from app.sip.errors import SipError
-from app.sip.events import IncomingCall, RemoteIdentity, TransferRequested, UaEvent
+from app.sip.events import IncomingCall, InfoReceived, RemoteIdentity, TransferRequested, UaEvent
 from app.sip.events import MessageReceived as SipMessageReceived
 from app.sip.overlay import NotReachable, OverlaySip
 from app.sip.sdp import SessionHandler, StaticSdpSession
@@ -152,6 +157,16 @@ class PhoneOptions:
     local_browse_time: float | None = None  # local overlay: DNS-SD browse (default: the runner's)
     local_listen_host: str | None = None  # local overlay: where to listen (default: the LAN address)
     pin_keys: bool | None = None  # trust on first use of callers' keys (default: on the local overlay only)
+    # Call audio (app.phone.media). media=False: calls carry a static SDP and no audio
+    # (StaticSdpSession), as a phone without aiortc would; ``p2psip phone`` turns it on.
+    media: bool = False
+    play: Path | None = None  # a WAV sent (looped) instead of the microphone
+    record: Path | None = None  # a WAV that gets what is heard, instead of the output device
+    echo: bool = False  # the echo service: auto-answer, send back what is heard 1 s later
+    use_devices: bool = True  # False: never open a sound device (tests, benchmarks)
+    ice_servers: tuple[str, ...] = ()  # stun:HOST:PORT, turn:USER:PASSWORD@HOST:PORT
+    audio_onsets: bool = False  # CallMedia onset events (p2psip bench call)
+    quality_interval: float = 2.0  # seconds between CallQuality events
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +204,7 @@ class Phone:
         self._calls: dict[int, PhoneCall] = {}
         self._by_ref: dict[tuple[int, int], PhoneCall] = {}
         self._refer_targets: dict[tuple[int, int], str] = {}
+        self._watched: set[int] = set()  # calls whose SIP connection is watched
         self._numbers = 0
         self._names: dict[str, str] = {}
         self._incoming: asyncio.Queue[PhoneCall] = asyncio.Queue()
@@ -210,6 +226,31 @@ class Phone:
             self._presence_changed,
             PresenceScheduler(options.presence),
         )
+        self.media: MediaKit | None = None
+        """The calls' audio (:mod:`app.phone.media`), when calls carry media."""
+        self._session_factory = options.session_factory
+        self._echo: PlainSip | None = None
+        self._echo_lock = asyncio.Lock()
+        given = getattr(options.session_factory, "__self__", None)
+        if isinstance(given, MediaKit):  # the GUI's kit (app.gui.call_media): the phone binds it
+            self.media = given
+        elif options.media or options.echo:
+            try:
+                servers = [ice_server(url) for url in options.ice_servers]
+            except ValueError as exc:
+                raise PhoneError(str(exc)) from None
+            self.media = MediaKit(
+                settings,
+                use_devices=options.use_devices,
+                play=options.play,
+                record=options.record,
+                echo=options.echo,
+                onsets=options.audio_onsets,
+                ice_servers=servers,
+            )
+            self._session_factory = self.media.session_factory
+        if self.media is not None:
+            MediaBinder(self, self.media, quality_interval=options.quality_interval)
         self.keeper = OverlayKeeper(
             self._joiner(),
             options.network,
@@ -367,6 +408,8 @@ class Phone:
 
     @property
     def auto_answer(self) -> bool:
+        if self.options.echo:
+            return True
         override = self.options.auto_answer
         return override if override is not None else self._settings.auto_answer
 
@@ -468,6 +511,14 @@ class Phone:
         await self.keeper.close(sign_out=sign_out)
         if self._plain is not None:
             await self._plain.close()
+        if self._echo is not None:
+            await self._echo.close()
+        if (
+            self.media is not None
+            and self._session_factory == self.media.session_factory
+            and not isinstance(getattr(self.options.session_factory, "__self__", None), MediaKit)
+        ):
+            self.media.close()  # ours (the GUI closes its own kit)
         for call in list(self._calls.values()):
             await call.settled()
         tasks = [t for t in self._tasks if not t.done()]
@@ -496,7 +547,7 @@ class Phone:
             usage,
             display_name=self.display_name or None,
             timers=self.options.timers,
-            session_factory=self.options.session_factory,
+            session_factory=self._session_factory,
             auto_answer=False,
             auto_ringing=False,  # the phone decides (DND, forwarding, busy) before a 180
             accept_transfers=True,
@@ -560,6 +611,8 @@ class Phone:
         if self._closed:
             raise PhoneError("the phone is closed")
         parsed = self._target(target)
+        if self._is_echo_test(parsed):
+            parsed = await self._echo_target(parsed)
         await self.hold_others(None)
         call = PhoneCall(
             self,
@@ -576,12 +629,47 @@ class Phone:
         call.dial(parsed)
         return call
 
+    def _is_echo_test(self, target: DialTarget) -> bool:
+        """echo@<local overlay>: every phone on the local overlay has the echo test built
+        in (on an operator's overlay the operator runs ``p2psip phone --echo`` as ``echo``)."""
+        return (
+            self.media is not None
+            and target.kind is not TargetKind.DIRECT
+            and target.aor == f"sip:echo@{self._domain}"
+            and is_local_overlay(self.profile.descriptor.overlay)
+            and self.user.split("@", 1)[0] != "echo"
+        )
+
+    async def _echo_target(self, target: DialTarget) -> DialTarget:
+        """The built-in echo test: a second user agent in this process, listening for
+        plain SIP on 127.0.0.1, answering at once with a media session that sends back
+        what it hears a second later (:class:`app.phone.media.EchoProcessor`). The call
+        goes out of our plain SIP endpoint to it: the whole SIP and media stack (INVITE,
+        SDP offer/answer, ICE on this machine's interface address, DTLS-SRTP, codec,
+        playout) runs both ways, only the overlay lookup is left out."""
+        async with self._echo_lock:
+            if self._echo is None:
+                kit = MediaKit(self._settings, use_devices=False, echo=True)
+                aor = SipUri("sip", "echo", None, self._domain, None, (), ())
+                echo = await PlainSip.open(
+                    aor,
+                    listen=SipListen("udp", "127.0.0.1", 0),
+                    display_name="Echo test",
+                    session_factory=kit.session_factory,
+                    timers=self.options.timers,
+                )
+                echo.ua.auto_answer = True
+                self._echo = echo
+            uri = self._echo.uri()
+        assert uri is not None
+        return DialTarget(TargetKind.DIRECT, uri, target.aor, target.user)
+
     def _ring_timeout(self, call: PhoneCall) -> None:
         if call.live and call.state not in ANSWERED_STATES:
             call.give_up(EndCause.NO_ANSWER, "no answer")
 
     def new_session(self) -> SessionHandler:
-        return self.options.session_factory()
+        return self._session_factory()
 
     async def place(
         self, call: PhoneCall, target: DialTarget, session: SessionHandler
@@ -635,6 +723,30 @@ class Phone:
             return False
         return True
 
+    def watch_connection(self, call: PhoneCall, identity: RemoteIdentity) -> None:
+        """End ``call`` when the SIP connection to its far end closes. A phone that
+        vanished (killed, cut off) sends no BYE; its AppAttach connection closes once ICE
+        consent expires (RFC 7675) or DTLS closes, and nothing else would end a call whose
+        far end is gone: it would stay connected for ever."""
+        session = self.keeper.session
+        node_id = identity.node_id
+        if call.plain or session is None or node_id is None or call.id in self._watched:
+            return
+        for flow in session.sip.connections:
+            if flow.sip_connection.verified_node_id == node_id:
+                self._watched.add(call.id)
+                flow.closed.add_done_callback(lambda _: self._connection_closed(call))
+                return
+
+    def _connection_closed(self, call: PhoneCall) -> None:
+        self._watched.discard(call.id)
+        if not call.live or self._closed:
+            return
+        call.end(EndCause.CONNECTION_LOST, f"the connection to {call.name} was lost")
+        if call.sip is not None:
+            with contextlib.suppress(CallError, SipError):
+                call.sip.hangup()
+
     def _certificate_of(self, node_id: bytes) -> NodeCertificate | None:
         session = self.keeper.session
         if session is None:
@@ -673,6 +785,20 @@ class Phone:
             call = self._adopt_transfer(ua, ref, plain=plain)
         if call is not None:
             call.on_sip(event)
+            if isinstance(event, InfoReceived) and (self.media is None or self.media.audio_of(call) is None):
+                self._info_digit(call, event)  # with media, the call's SessionDtmf takes INFO digits
+
+    def _info_digit(self, call: PhoneCall, event: InfoReceived) -> None:
+        """A DTMF digit in an INFO (RFC 6086, application/dtmf-relay) of a call without media."""
+        received = DtmfReceiver()
+        received.add_listener(
+            lambda digit: (
+                self.emit(DtmfReceived(call.id, digit.digit, digit.method.value, time.time()))
+                if isinstance(digit, DtmfDigit)
+                else None
+            )
+        )
+        received.on_sip_event(event)
 
     def _adopt_transfer(self, ua: UserAgent, ref: int, *, plain: bool) -> PhoneCall | None:
         """A call our UA placed by itself for a REFER we accepted (RFC 3515): the phone
@@ -712,6 +838,8 @@ class Phone:
         call.sip, call.ua = ua.calls.get(event.call), ua
         self._calls[call.id] = call
         self.bind(call, ua, event.call)
+        if not plain:
+            self.watch_connection(call, identity)
         if peer in self.presence.scheduler:
             self.presence.seen(peer)
         s = self._settings
@@ -769,7 +897,7 @@ class Phone:
                     aor,
                     listen=self.options.sip_listen,
                     display_name=self.display_name or None,
-                    session_factory=self.options.session_factory,
+                    session_factory=self._session_factory,
                     timers=self.options.timers,
                     credentials=(directory / "node-key.pem", directory / "node-cert.pem"),
                 )
@@ -988,6 +1116,8 @@ class Phone:
         except (TypeError, ValueError) as exc:
             raise PhoneError(str(exc)) from None
         previous, self._settings = self._settings, settings
+        if self.media is not None:
+            self.media.update(settings)
         await self._store.save_settings(settings)
         if settings.forward_always != previous.forward_always:
             await self._apply_forwarding()
