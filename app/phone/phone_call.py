@@ -105,6 +105,8 @@ class CallHost(Protocol):
 
     def trust(self, identity: RemoteIdentity) -> bool: ...
 
+    def watch_connection(self, call: PhoneCall, identity: RemoteIdentity) -> None: ...
+
 
 class PhoneCall:
     """A call (see the module docstring). Made by the phone; use its methods and
@@ -585,6 +587,8 @@ class PhoneCall:
                 self.apply(CallTrigger.RINGING)
         elif isinstance(event, CallAnswered):
             self.verified = self._host.trust(event.identity)
+            if not self.plain:
+                self._host.watch_connection(self, event.identity)
             if event.early:
                 if self.direction is CallDirection.OUTGOING:
                     self.apply(CallTrigger.EARLY_MEDIA)
