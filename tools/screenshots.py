@@ -114,9 +114,8 @@ async def phone_shots(out: Path, work: Path) -> None:
         sample.phones.append(alice)
         await alice.update_settings(display_name="Alice Liddell")
         kit.update(alice.settings)
-        windows = PhoneWindows(alice, kit)
+        windows = await PhoneWindows.for_phone(alice, kit)
         window = windows.window
-        await windows.load()
         windows.show(minimised=False)
         window.resize(1060, 700)
         await alice.start()

@@ -7,9 +7,12 @@ device). alice's phone runs under the real GUI (:func:`app.gui.app.run`, what ``
 gui`` runs) in a child process, offscreen (``QT_QPA_PLATFORM=offscreen``):
 
 - ``start_to_window_s``: from starting the child process to its main window shown and
-  the loop idle once after (the window then takes input), median of ``--runs`` starts
-  (``start_to_window_s_max`` the slowest); it covers the interpreter, the imports, Qt,
-  opening the profile and its store, and building the window. Target ≤ 1.5 s.
+  the loop idle once after (the window then takes input: it shows who and what the
+  profile and its store hold), median of ``--runs`` starts (``start_to_window_s_max``
+  the slowest); it covers the interpreter, Qt, the GUI's imports, reading the profile
+  and the store, and building the window. Target ≤ 1.5 s. ``start_to_phone_s``: to
+  the phone service loaded (in a worker thread meanwhile), opened and attached, when
+  calls can be placed.
 - ``loop_lag_ms_max``: once registered, the child calls bob from the main window; while
   the call is connected (``--call-seconds``) a 10 ms ``QTimer`` (precise) measures how
   late each of its ticks comes: the worst lateness is how long the loop, which also
@@ -72,7 +75,7 @@ def child(profile: Path, mode: str, target: str, seconds: float) -> int:
         ticker.timeout.connect(tick)
 
         def ready() -> None:
-            say("ready")
+            say("phone")
             if mode == "start":
                 spawn(gui.quit())
                 return
@@ -110,6 +113,7 @@ def child(profile: Path, mode: str, target: str, seconds: float) -> int:
             if widget is not None:
                 widget.hangup()
 
+        gui.windowShown.connect(lambda: QTimer.singleShot(0, lambda: say("ready")))
         gui.phoneReady.connect(lambda: QTimer.singleShot(0, ready))
 
     return run(profile, scheme=Scheme.LIGHT, hook=instrument)
@@ -120,8 +124,9 @@ def child(profile: Path, mode: str, target: str, seconds: float) -> int:
 
 async def _child(
     profile: Path, mode: str, *, target: str = "", seconds: float = 0.0
-) -> tuple[float, list[str], int]:
-    """Run a child; (seconds from its start to ``ready``, its stdout lines, exit status)."""
+) -> tuple[float, float, list[str], int]:
+    """Run a child; (seconds from its start to ``ready`` and to ``phone``, its stdout
+    lines, exit status)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     started = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
@@ -141,7 +146,7 @@ async def _child(
         stderr=asyncio.subprocess.DEVNULL,
         env=env,
     )
-    ready_after = float("nan")
+    ready_after = phone_after = float("nan")
     lines: list[str] = []
     try:
         async with asyncio.timeout(CHILD_TIMEOUT + seconds):
@@ -151,12 +156,14 @@ async def _child(
                 lines.append(line)
                 if line == "ready" and ready_after != ready_after:
                     ready_after = time.perf_counter() - started
+                elif line == "phone" and phone_after != phone_after:
+                    phone_after = time.perf_counter() - started
             status = await proc.wait()
     except TimeoutError:
         proc.kill()
         await proc.wait()
         raise
-    return ready_after, lines, status
+    return ready_after, phone_after, lines, status
 
 
 def _fields(line: str) -> dict[str, float]:
@@ -174,14 +181,20 @@ async def bench_gui(
         await sample.phone("bob", auto_answer=True)
         alice = sample.profile("alice")
         starts: list[float] = []
+        phones: list[float] = []
         for run in range(runs):
-            after, lines, status = await _child(alice, "start")
-            if status != 0 or after != after:
+            after, phone_after, lines, status = await _child(alice, "start")
+            if status != 0 or after != after or phone_after != phone_after:
                 raise RuntimeError(f"the GUI did not come up (exit {status}): {lines}")
             starts.append(after)
+            phones.append(phone_after)
             if not quiet:
-                print(f"start {run + 1}: window after {after:.2f} s", file=sys.stderr, flush=True)
-        _after, lines, status = await _child(alice, "call", target="bob", seconds=call_seconds)
+                print(
+                    f"start {run + 1}: window after {after:.2f} s, phone attached after {phone_after:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        _after, _phone, lines, status = await _child(alice, "call", target="bob", seconds=call_seconds)
         lag = next((_fields(line) for line in lines if line.startswith("lag ")), None)
         if lag is None:
             raise RuntimeError(f"the call was not measured (exit {status}): {lines}")
@@ -191,6 +204,7 @@ async def bench_gui(
         "start_to_window_s": statistics.median(starts),
         "start_to_window_s_max": max(starts),
         "start_target_s": START_TARGET_S,
+        "start_to_phone_s": statistics.median(phones),
         "loop_lag_ms_max": lag["max_ms"],
         "loop_lag_ms_p99": lag["p99_ms"],
         "loop_ticks": int(lag["ticks"]),

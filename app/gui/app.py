@@ -1,6 +1,10 @@
 """The GUI application: the first-run wizard or the phone's windows, on qasync's loop.
 
-:class:`PhoneWindows` are the windows of one running :class:`~app.phone.service.Phone`:
+Start-up shows the main window first, from the profile and its store, and loads the
+phone service (the overlay, SIP and media stacks: most of the import time) in a worker
+thread meanwhile; the phone is then opened on the loop and attached to the window.
+
+:class:`PhoneWindows` are the windows of one :class:`~app.phone.service.Phone`:
 the bridge that turns its events into signals, the main window, the tray icon, and the
 settings and overlay windows opened on demand. :class:`GuiApp` decides what to show for
 a profile folder (the wizard when it holds no profile), opens the phone, and shuts
@@ -23,22 +27,22 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
-if TYPE_CHECKING:
-    # Imported when first needed: the main window comes up without them.
-    from app.gui.overlay_panel import OverlayPanel
-    from app.gui.settings import SettingsWindow
-    from app.gui.wizard import FirstRunWizard
-
 from app.gui.bridge import EventBridge
-from app.gui.call_media import MediaKit
 from app.gui.icons import icon
-from app.gui.main_window import MainWindow
+from app.gui.main_window import Identity, MainWindow
 from app.gui.tasks import cancel_all, spawn
 from app.gui.theme import Scheme, apply_scheme, follow_desktop
 from app.gui.tray import TrayIcon
-from app.phone.service import Phone, PhoneError, PhoneOptions
-from app.phone.store import Settings
-from app.profile import ProfileError, existing_descriptor
+
+if TYPE_CHECKING:
+    # Imported when first needed: the main window comes up without them (the phone's
+    # modules load in a worker thread meanwhile, :func:`_load_phone_modules`).
+    from app.gui.call_media import MediaKit
+    from app.gui.overlay_panel import OverlayPanel
+    from app.gui.settings import SettingsWindow
+    from app.gui.wizard import FirstRunWizard
+    from app.phone.service import Phone, PhoneOptions
+    from app.phone.store import Settings
 
 log = logging.getLogger("p2psip.gui")
 
@@ -68,21 +72,19 @@ class ErrorLog(logging.Handler):
 
 
 class PhoneWindows(QObject):
-    """The windows of one running phone (see the module docstring)."""
+    """The windows of one phone (see the module docstring): built from the profile's
+    :class:`~app.gui.main_window.Identity` at once, given the phone by :meth:`attach`."""
 
     quitRequested = Signal()
 
-    def __init__(
-        self, phone: Phone, kit: MediaKit | None, *, errors: ErrorLog | None = None, tray: bool = True
-    ) -> None:
+    def __init__(self, identity: Identity, *, errors: ErrorLog | None = None, tray: bool = True) -> None:
         super().__init__()
-        self.phone = phone
-        self.kit = kit
+        self.phone: Phone | None = None
+        self.kit: MediaKit | None = None
         self.errors = errors or ErrorLog()
         self.bridge = EventBridge(self)
-        self.bridge.attach(phone)
         self.tray = TrayIcon(self) if tray else None
-        self.window = MainWindow(phone, self.bridge, kit, self.tray)
+        self.window = MainWindow(identity, self.bridge, self.tray)
         self.window.settingsRequested.connect(self.show_settings)
         self.window.overlayRequested.connect(self.show_overlay)
         self.window.quitRequested.connect(self.quitRequested)
@@ -90,9 +92,42 @@ class PhoneWindows(QObject):
         self.overlay_window: OverlayPanel | None = None
         self.start_minimised = False
 
-    async def load(self) -> None:
-        await self.window.load()
-        value = await self.phone.store.get_setting(START_MINIMISED, False)
+    @classmethod
+    async def for_phone(
+        cls, phone: Phone, kit: MediaKit | None, *, errors: ErrorLog | None = None, tray: bool = True
+    ) -> PhoneWindows:
+        """The windows of an open phone, attached and loaded."""
+        windows = cls(Identity.of_phone(phone), errors=errors, tray=tray)
+        await windows.attach(phone, kit)
+        return windows
+
+    def show_stored(self, profile_dir: Path) -> None:
+        """The buddies and recent calls the profile's store holds, before the phone runs
+        (read-only, in this thread: a few rows of SQLite)."""
+        from app.phone.store import PhoneStore, StoreError, store_path
+
+        if not store_path(profile_dir).exists():
+            return
+        try:
+            with PhoneStore.in_profile(profile_dir) as store:
+                contacts, calls, missed = (
+                    store.list_contacts(),
+                    store.list_calls(limit=200),
+                    store.missed_count(),
+                )
+                start_minimised = store.get_setting(START_MINIMISED, False)
+        except (StoreError, OSError) as exc:
+            log.info("the store is not readable yet: %s", exc)
+            return
+        self.start_minimised = start_minimised is True
+        self.window.show_stored(contacts, calls, missed)
+
+    async def attach(self, phone: Phone, kit: MediaKit | None) -> None:
+        self.phone = phone
+        self.kit = kit
+        self.bridge.attach(phone)
+        await self.window.attach(phone, kit)
+        value = await phone.store.get_setting(START_MINIMISED, False)
         self.start_minimised = value is True
 
     def show(self, *, minimised: bool | None = None) -> None:
@@ -107,6 +142,8 @@ class PhoneWindows(QObject):
     def show_settings(self) -> None:
         from app.gui.settings import SettingsWindow
 
+        if self.phone is None:
+            return
         if self.settings_window is None:
             profile = self.phone.profile
             lines = [
@@ -131,6 +168,9 @@ class PhoneWindows(QObject):
         self.settings_window.raise_()
 
     async def _save_settings(self, changes: dict[str, object]) -> Settings:
+        from app.phone.service import PhoneError
+
+        assert self.phone is not None
         try:
             return await self.phone.update_settings(**changes)
         except PhoneError as exc:
@@ -139,9 +179,12 @@ class PhoneWindows(QObject):
     def show_overlay(self) -> None:
         from app.gui.overlay_panel import OverlayPanel
 
+        phone = self.phone
+        if phone is None:
+            return
         if self.overlay_window is None:
-            panel = OverlayPanel(lambda: self.phone.overlay_snapshot(errors=list(self.errors.lines)))
-            panel.setWindowTitle(f"P2PSIP Phone: overlay {self.phone.overlay}")
+            panel = OverlayPanel(lambda: phone.overlay_snapshot(errors=list(self.errors.lines)))
+            panel.setWindowTitle(f"P2PSIP Phone: overlay {phone.overlay}")
             panel.setWindowIcon(icon("overlay"))
             panel.resize(1000, 600)
             self.overlay_window = panel
@@ -150,7 +193,8 @@ class PhoneWindows(QObject):
 
     async def set_start_minimised(self, on: bool) -> None:
         self.start_minimised = on
-        await self.phone.store.set_setting(START_MINIMISED, on)
+        if self.phone is not None:
+            await self.phone.store.set_setting(START_MINIMISED, on)
 
     def close_windows(self) -> None:
         self.window.quitting = True
@@ -163,10 +207,21 @@ class PhoneWindows(QObject):
         self.bridge.detach()
 
 
+def _load_phone_modules() -> None:
+    """The phone service and the call windows: the overlay, SIP and media stacks, most of
+    the start-up's import time. Run in a worker thread while the window is already up."""
+    import app.gui.call_media
+    import app.gui.call_widget
+    import app.phone.service  # noqa: F401
+
+
 class GuiApp(QObject):
-    """One profile folder's GUI: :meth:`start` shows the wizard or opens the phone."""
+    """One profile folder's GUI: :meth:`start` shows the wizard or opens the phone.
+    :attr:`windowShown`: the main window is up (the phone may still be loading);
+    :attr:`phoneReady`: the phone is open and attached to it."""
 
     finished = Signal()
+    windowShown = Signal()
     phoneReady = Signal()
 
     def __init__(
@@ -180,8 +235,9 @@ class GuiApp(QObject):
         super().__init__()
         self.profile_dir = profile_dir
         self.minimised = minimised
-        self.kit = MediaKit(Settings(), use_devices=use_devices)
-        self.options = options or PhoneOptions()
+        self.use_devices = use_devices
+        self.options = options
+        self.kit: MediaKit | None = None
         self.wizard: FirstRunWizard | None = None
         self.windows: PhoneWindows | None = None
         self.phone: Phone | None = None
@@ -191,6 +247,8 @@ class GuiApp(QObject):
         self._quitting = False
 
     def start(self) -> None:
+        from app.profile import ProfileError, existing_descriptor
+
         try:
             descriptor = existing_descriptor(self.profile_dir)
         except ProfileError as exc:
@@ -204,18 +262,34 @@ class GuiApp(QObject):
             self.wizard = FirstRunWizard(self.profile_dir)
             self.wizard.profileReady.connect(self._profile_made)
             self.wizard.show()
-        else:
-            spawn(self.open_phone())
+            return
+        identity = Identity(descriptor.user_name, descriptor.overlay, descriptor.display_name or "")
+        windows = PhoneWindows(identity, errors=self.errors)
+        windows.quitRequested.connect(lambda: spawn(self.quit()))
+        self.windows = windows
+        windows.show_stored(self.profile_dir)
+        windows.show(minimised=self.minimised)
+        self.windowShown.emit()
+        spawn(self.open_phone())
 
     def _profile_made(self, _folder: str) -> None:
         if self.wizard is not None:
             self.wizard.close()
             self.wizard.deleteLater()
             self.wizard = None
-        spawn(self.open_phone())
+        self.start()
 
     async def open_phone(self) -> None:
-        options = dataclasses.replace(self.options, session_factory=self.kit.session_factory)
+        """Load the phone's modules off the loop, open the phone, attach it, start it."""
+        await asyncio.to_thread(_load_phone_modules)
+        from app.gui.call_media import MediaKit
+        from app.phone.service import Phone, PhoneError, PhoneOptions
+        from app.phone.store import Settings
+
+        self.kit = MediaKit(Settings(), use_devices=self.use_devices)
+        options = dataclasses.replace(
+            self.options or PhoneOptions(), session_factory=self.kit.session_factory
+        )
         try:
             phone = await Phone.open(self.profile_dir, options=options)
         except PhoneError as exc:
@@ -225,11 +299,8 @@ class GuiApp(QObject):
             return
         self.phone = phone
         self.kit.update(phone.settings)
-        windows = PhoneWindows(phone, self.kit, errors=self.errors)
-        windows.quitRequested.connect(lambda: spawn(self.quit()))
-        self.windows = windows
-        await windows.load()
-        windows.show(minimised=self.minimised)
+        assert self.windows is not None
+        await self.windows.attach(phone, self.kit)
         self.phoneReady.emit()
         try:
             await phone.start()
@@ -249,7 +320,8 @@ class GuiApp(QObject):
                 await asyncio.wait_for(self.phone.close(), 15)
             except TimeoutError:
                 log.warning("the phone took too long to sign out")
-        self.kit.close()
+        if self.kit is not None:
+            self.kit.close()
         self.errors.remove()
         self.finished.emit()
 

@@ -17,6 +17,18 @@ class Presence(StrEnum):
     CHECKING = "checking"
 
 
+def short_name(aor: str, display_name: str | None = None) -> str:
+    """What to call someone: the display name, else the user part of the AoR
+    (``sip:bob@example.org`` -> ``bob``); as :func:`app.phone.words.short_name`, without
+    importing the SIP stack (the window comes up before it is loaded)."""
+    if display_name:
+        return display_name
+    text = aor.split(":", 1)[1] if aor.lower().startswith(("sip:", "sips:")) else aor
+    text = text.split(";", 1)[0]
+    user = text.split("@", 1)[0] if "@" in text else text
+    return user or aor
+
+
 def format_duration(seconds: float) -> str:
     """``m:ss`` under an hour, ``h:mm:ss`` from one."""
     seconds = int(max(0.0, seconds))
@@ -64,4 +76,4 @@ def presence_words(presence: Presence, last_seen: float | None, now: float | Non
     return f"offline, last seen {format_ago(last_seen, now)}"
 
 
-__all__ = ["Presence", "format_ago", "format_duration", "format_when", "presence_words"]
+__all__ = ["Presence", "format_ago", "format_duration", "format_when", "presence_words", "short_name"]

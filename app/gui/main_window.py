@@ -3,6 +3,10 @@ field and pad; the calls going on; recent calls; a chat per buddy.
 
 It talks to the phone through its async API only (every action is spawned, never
 awaited in a slot) and hears from it only through the :class:`~app.gui.bridge.EventBridge`.
+The window comes up before the phone: it is built from the profile's :class:`Identity`
+and what the store holds, while the phone service (the overlay, SIP and media stacks)
+is still loading; :meth:`MainWindow.attach` hands it the phone, and the actions wait
+for that (the dial field and the buddy list take input meanwhile).
 Keyboard: Ctrl+L dial field, Ctrl+F search buddies, Return on a buddy calls them,
 Ctrl+Return calls the selected buddy from anywhere, Ctrl+T chats with them, Ctrl+N adds
 a buddy, Ctrl+Shift+A answers, Ctrl+Shift+H hangs up, Ctrl+M mutes, Ctrl+E the echo test,
@@ -12,6 +16,7 @@ Ctrl+, settings, Ctrl+O the overlay panel, Ctrl+Q quits.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -36,10 +41,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.bridge import EventBridge
-from app.gui.call_widget import CallWidget, IncomingCallWindow
 from app.gui.chat import ChatPane
 from app.gui.dialpad import DialPad
-from app.gui.formatting import Presence
+from app.gui.formatting import Presence, short_name
 from app.gui.icons import icon
 from app.gui.models import BuddyFilter, BuddyListModel, HistoryModel
 from app.gui.tasks import spawn
@@ -56,13 +60,14 @@ from app.phone.events import (
     PresenceChanged,
     SettingsChanged,
 )
-from app.phone.phone_call import PhoneCall
-from app.phone.service import Phone, PhoneError
-from app.phone.store import Contact
-from app.phone.words import short_name
+from app.phone.store import CallRecord, Contact
 
 if TYPE_CHECKING:
+    # The phone's modules load after the window is up (see the module docstring).
     from app.gui.call_media import MediaKit
+    from app.gui.call_widget import CallWidget, IncomingCallWindow
+    from app.phone.phone_call import PhoneCall
+    from app.phone.service import Phone
 
 ENDED_LINGER_MS = 4000
 """An ended call stays on screen this long, so its last words ("bob is busy") are read."""
@@ -93,6 +98,27 @@ def connection_words(state: PhoneState, reason: str, role: str | None, retry_in:
     if state is PhoneState.CLOSED:
         return "Signed out"
     return "Not started"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the window belongs to, known from the profile before the phone runs."""
+
+    user: str  # alice@example.org (the certificate's user name, RFC 7904 §2)
+    overlay: str
+    display_name: str = ""
+
+    @property
+    def aor(self) -> str:
+        return f"sip:{self.user}"
+
+    @property
+    def domain(self) -> str:
+        return self.user.split("@", 1)[1]
+
+    @classmethod
+    def of_phone(cls, phone: Phone) -> Identity:
+        return cls(phone.user, phone.overlay, phone.display_name)
 
 
 def echo_aor(domain: str) -> str:
@@ -170,17 +196,17 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        phone: Phone,
+        identity: Identity,
         bridge: EventBridge,
-        kit: MediaKit | None = None,
         tray: TrayIcon | None = None,
     ) -> None:
         super().__init__()
-        self.phone = phone
+        self.identity = identity
+        self.phone: Phone | None = None
         self.bridge = bridge
-        self.kit = kit
+        self.kit: MediaKit | None = None
         self.tray = tray
-        self.setWindowTitle(f"P2PSIP Phone: {phone.user}")
+        self.setWindowTitle(f"P2PSIP Phone: {identity.user}")
         self.setWindowIcon(icon("app"))
         self.setAccessibleName("P2PSIP Phone")
         self.call_widgets: dict[int, CallWidget] = {}
@@ -189,7 +215,7 @@ class MainWindow(QMainWindow):
         self.unread: dict[str, int] = {}
         self.quitting = False
         self.close_to_tray = tray is not None and tray.available
-        self.last_state = PhoneStateChanged(phone.state, phone.state_reason, phone.role, time.time())
+        self.last_state = PhoneStateChanged(PhoneState.STOPPED, "starting", None, time.time())
 
         self.buddy_model = BuddyListModel(self)
         self.buddy_filter = BuddyFilter(self.buddy_model, self)
@@ -209,7 +235,37 @@ class MainWindow(QMainWindow):
         self._shortcuts()
         self._connect()
         self.show_state(self.last_state)
+        self._enable_actions()
         self.resize(1000, 680)
+
+    def show_stored(self, contacts: list[Contact], calls: list[CallRecord], missed: int) -> None:
+        """What the store holds, shown before the phone runs (presence: checking)."""
+        self.buddy_model.set_contacts(contacts)
+        self.history_model.set_calls(calls)
+        self.missed = missed
+        self._update_tray()
+
+    async def attach(self, phone: Phone, kit: MediaKit | None = None) -> None:
+        """The phone is open: act through it, and fill the lists from it."""
+        self.phone = phone
+        self.kit = kit
+        self.identity = Identity.of_phone(phone)
+        self.last_state = PhoneStateChanged(phone.state, phone.state_reason, phone.role, time.time())
+        self.show_state(self.last_state)
+        self._enable_actions()
+        await self.load()
+
+    def _enable_actions(self) -> None:
+        ready = self.phone is not None
+        for widget in (
+            self.dial_button,
+            self.call_back_button,
+            self.add_button,
+            self.dnd_button,
+            self.chat.send_button,
+        ):
+            widget.setEnabled(ready)
+        self._buddy_buttons()
 
     # ================================================================ building
 
@@ -223,10 +279,10 @@ class MainWindow(QMainWindow):
         font.setBold(True)
         self.me.setFont(font)
         self.me.setAccessibleName("My name")
-        self.my_aor = QLabel(self.phone.aor)
+        self.my_aor = QLabel(self.identity.aor)
         self.my_aor.setAccessibleName("My address")
         self.my_aor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.overlay_label = QLabel(f"Overlay {self.phone.overlay}")
+        self.overlay_label = QLabel(f"Overlay {self.identity.overlay}")
         self.overlay_label.setAccessibleName("Overlay")
         self.connection = QLabel()
         self.connection.setAccessibleName("Connection")
@@ -240,7 +296,7 @@ class MainWindow(QMainWindow):
         where.addWidget(self.connection)
         self.retry_button = QPushButton("Retry now")
         self.retry_button.setAccessibleName("Reconnect now")
-        self.retry_button.clicked.connect(self.phone.retry_now)
+        self.retry_button.clicked.connect(self.retry_now)
         self.retry_button.hide()
 
         def tool(text: str, name: str, icon_name: str) -> QToolButton:
@@ -444,8 +500,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================ loading
 
+    def retry_now(self) -> None:
+        if self.phone is not None:
+            self.phone.retry_now()
+
     async def load(self) -> None:
         """Fill the lists from the phone (at start-up; events keep them current after)."""
+        if self.phone is None:
+            return
         buddies = await self.phone.buddies()
         presence = {
             b.aor: (
@@ -460,6 +522,8 @@ class MainWindow(QMainWindow):
         self._show_settings_state()
 
     async def reload_history(self) -> None:
+        if self.phone is None:
+            return
         self.history_model.set_calls(await self.phone.history(limit=200))
         self.missed = await self.phone.store.missed_count()
         self._update_tray()
@@ -468,8 +532,7 @@ class MainWindow(QMainWindow):
 
     def show_state(self, event: PhoneStateChanged) -> None:
         self.last_state = event
-        name = self.phone.display_name or short_name(self.phone.aor)
-        self.me.setText(name)
+        self.me.setText(short_name(self.identity.aor, self.identity.display_name))
         colour = STATE_COLOURS.get(event.state, "#8c959f")
         words = connection_words(
             event.state, event.reason, event.role.value if event.role else None, event.retry_in
@@ -484,14 +547,17 @@ class MainWindow(QMainWindow):
     def _update_tray(self) -> None:
         if self.tray is not None:
             s = self.last_state
-            self.tray.set_status(self.phone.aor, s.state, s.reason, self.missed)
+            self.tray.set_status(self.identity.aor, s.state, s.reason, self.missed)
 
     def _show_settings_state(self) -> None:
+        if self.phone is None:
+            return
         dnd = self.phone.settings.do_not_disturb
         self.dnd_button.setChecked(dnd)
         if self.tray is not None:
             self.tray.set_dnd(dnd)
-        self.me.setText(self.phone.display_name or short_name(self.phone.aor))
+        self.identity = Identity.of_phone(self.phone)
+        self.me.setText(short_name(self.identity.aor, self.identity.display_name))
 
     def _on_settings(self, event: SettingsChanged) -> None:
         if self.kit is not None:
@@ -505,6 +571,10 @@ class MainWindow(QMainWindow):
         spawn(self._update_settings(do_not_disturb=on))
 
     async def _update_settings(self, **changes: object) -> None:
+        from app.phone.service import PhoneError
+
+        if self.phone is None:
+            return
         try:
             await self.phone.update_settings(**changes)
         except PhoneError as exc:
@@ -528,7 +598,7 @@ class MainWindow(QMainWindow):
         return False
 
     def _buddy_buttons(self) -> None:
-        chosen = self.selected_buddy() is not None
+        chosen = self.selected_buddy() is not None and self.phone is not None
         for b in (self.edit_button, self.remove_button, self.call_button, self.chat_button):
             b.setEnabled(chosen)
 
@@ -541,6 +611,10 @@ class MainWindow(QMainWindow):
         spawn(self._save_buddy_now(original, aor, name))
 
     async def _save_buddy_now(self, original: str, aor: str, name: str) -> None:
+        from app.phone.service import PhoneError
+
+        if self.phone is None:
+            return
         try:
             if original:
                 await self.phone.rename_buddy(original, name)
@@ -560,7 +634,7 @@ class MainWindow(QMainWindow):
 
     def remove_selected(self) -> None:
         aor = self.selected_buddy()
-        if aor is not None:
+        if aor is not None and self.phone is not None:
             spawn(self.phone.remove_buddy(aor))
 
     def _on_buddies(self, event: BuddiesChanged) -> None:
@@ -591,7 +665,7 @@ class MainWindow(QMainWindow):
             self.place_call(aor)
 
     def echo_test(self) -> None:
-        self.place_call(echo_aor(self.phone.domain))
+        self.place_call(echo_aor(self.identity.domain))
 
     def call_back(self) -> None:
         record = self.history_model.record_at(self.history_list.currentIndex().row())
@@ -612,9 +686,15 @@ class MainWindow(QMainWindow):
 
     def place_call(self, target: str) -> None:
         self.dial_error.hide()
+        if self.phone is None:
+            self.statusBar().showMessage("The phone is still starting…")
+            return
         spawn(self._place(target))
 
     async def _place(self, target: str) -> None:
+        from app.phone.service import PhoneError
+
+        assert self.phone is not None
         try:
             await self.phone.call(target)
         except PhoneError as exc:
@@ -654,7 +734,7 @@ class MainWindow(QMainWindow):
 
     def _on_call_state(self, event: CallStateChanged) -> None:
         widget = self.call_widgets.get(event.call)
-        call = self.phone.get_call(event.call)
+        call = self.phone.get_call(event.call) if self.phone is not None else None
         if widget is None and call is not None and event.state is not CallState.ENDED:
             widget = self._add_call(call)
         if widget is not None:
@@ -682,6 +762,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(ENDED_LINGER_MS, lambda: self._drop_call(event.call))
 
     def _add_call(self, call: PhoneCall) -> CallWidget:
+        from app.gui.call_widget import CallWidget
+
         widget = CallWidget(call, self.kit)
         self.call_widgets[call.id] = widget
         self.calls_layout.addWidget(widget)
@@ -698,6 +780,8 @@ class MainWindow(QMainWindow):
         self._calls_shown()
 
     def _incoming(self, call: PhoneCall) -> None:
+        from app.gui.call_widget import IncomingCallWindow
+
         window = IncomingCallWindow(call)
         self.incoming_windows[call.id] = window
         window.show()
@@ -728,9 +812,11 @@ class MainWindow(QMainWindow):
             self.open_chat(aor)
 
     def open_chat(self, peer: str) -> None:
-        spawn(self._open_chat(peer))
+        if self.phone is not None:
+            spawn(self._open_chat(peer))
 
     async def _open_chat(self, peer: str) -> None:
+        assert self.phone is not None
         records = await self.phone.messages(peer)
         name = self.phone.display_name_of(peer) or short_name(peer)
         self.chat.open(peer, name, records)
@@ -740,7 +826,8 @@ class MainWindow(QMainWindow):
             await self.phone.mark_read(peer)
 
     def send_message(self, peer: str, text: str) -> None:
-        spawn(self.phone.send_message(peer, text))
+        if self.phone is not None:
+            spawn(self.phone.send_message(peer, text))
 
     def _on_message(self, event: MessageReceived) -> None:
         record = event.record
@@ -748,7 +835,9 @@ class MainWindow(QMainWindow):
             self.chat.upsert(record)
         if record.peer_aor != self.chat.peer or not self.isActiveWindow():
             self.unread[record.peer_aor] = self.unread.get(record.peer_aor, 0) + 1
-            name = self.phone.display_name_of(record.peer_aor) or short_name(record.peer_aor)
+            name = short_name(
+                record.peer_aor, self.phone.display_name_of(record.peer_aor) if self.phone else ""
+            )
             if self.tray is not None:
                 self.tray.notify(f"Message from {name}", record.text)
             self.statusBar().showMessage(f"New message from {name}")
@@ -774,4 +863,4 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-__all__ = ["BuddyEditor", "MainWindow", "connection_words", "echo_aor"]
+__all__ = ["BuddyEditor", "Identity", "MainWindow", "connection_words", "echo_aor"]

@@ -22,11 +22,10 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QIcon
 
-from app.gui.formatting import Presence, format_duration, format_when, presence_words
+from app.gui.formatting import Presence, format_duration, format_when, presence_words, short_name
 from app.gui.icons import icon
 from app.phone.events import BuddiesChanged, PresenceChanged
 from app.phone.store import CallDirection, CallRecord, Contact, Delivery, MessageDirection, MessageRecord
-from app.phone.words import short_name
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 

@@ -34,8 +34,7 @@ class GuiPhone:
         kit = MediaKit(Settings(), use_devices=False)
         phone = await lab.open(name, start=False, session_factory=kit.session_factory, **overrides)
         kit.update(phone.settings)
-        windows = PhoneWindows(phone, kit)
-        await windows.load()
+        windows = await PhoneWindows.for_phone(phone, kit)
         windows.show(minimised=False)
         state = await phone.start()
         assert state is PhoneState.REGISTERED, phone.state_reason
