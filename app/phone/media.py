@@ -154,7 +154,7 @@ class OnsetProbe:
 
     def __init__(self, report: Callable[[str, float], None]) -> None:
         self._report = report
-        self._quiet = {"sent": 0.0, "heard": 0.0}
+        self._quiet = {"sent": ONSET_QUIET, "heard": ONSET_QUIET}  # the call starts quiet
 
     def _frame(self, direction: str, frame: Samples) -> None:
         if dbfs(frame) >= ONSET_DB:
