@@ -213,7 +213,51 @@ async def test_echo_service(overlay: EnrolledOverlay, group: PhoneProcesses, tmp
         before = [t for t in sent_times if t < at]
         assert before, "a burst heard before any was sent"
         delays.append(at - before[-1])
+    print(f"echo delays (s): {[round(d, 3) for d in delays]}")
     assert all(1.0 <= d <= 1.5 for d in delays), f"echo delays {delays}"
     found, _ = Recording.read(heard), None
     first, last = found.span()
     assert abs(found.frequency(first, last) - 440.0) < 5
+
+
+async def test_built_in_echo_test_on_the_local_overlay(tmp_path: Path) -> None:
+    """On the local overlay every phone has echo@ built in: a second user agent in the
+    phone's process, reached by a real INVITE over a plain SIP flow on 127.0.0.1, whose
+    media session (ICE on the LAN address, DTLS-SRTP, Opus) sends back what it hears 1 s
+    later. One phone process in a network namespace (multicast DNS stays inside)."""
+    from app.cli.init_cmd import init_profile
+    from tests.phone.lan import Lan, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    burst = np.zeros(2 * SAMPLE_RATE, dtype=np.int16)
+    n = SAMPLE_RATE // 5
+    burst[:n] = (np.sin(2 * np.pi * 440.0 * np.arange(n) / SAMPLE_RATE) * 8000).astype(np.int16)
+    source = tmp_path / "bursts.wav"
+    write_wav(source, burst)
+    lan = Lan.create()
+    group = PhoneProcesses(netns=lan.name)
+    try:
+        profile = tmp_path / "alice"
+        init_profile("alice", profile)
+        alice = await group.start(profile, "--play", str(source), "--audio-onsets")
+        await alice.registered()
+        await alice.send("call echo")
+        call = await alice.call_state("connected", timeout=CALL_SECONDS)
+        assert call["peer"].startswith("sip:echo@"), call
+        heard = [
+            await alice.expect("CallMedia", lambda e: e["what"] == "onset-heard", timeout=CALL_SECONDS)
+            for _ in range(2)
+        ]
+        sent = sorted(
+            float(e["detail"]) for e in alice.seen("CallMedia", lambda e: e["what"] == "onset-sent")
+        )
+        delays = [float(h["detail"]) - max(t for t in sent if t < float(h["detail"])) for h in heard]
+        print(f"echo delays (s): {[round(d, 3) for d in delays]}")
+    assert all(1.0 <= d <= 1.5 for d in delays), f"echo delays {delays}"
+        await alice.send(f"hangup {call['call']}")
+        await alice.call_state("ended")
+    finally:
+        await group.close()
+        await lan.close()
