@@ -28,6 +28,12 @@ COMMANDS: dict[str, str] = {
     "sim": "app.cli.sim_cmd",
     "sip": "app.cli.sip_cmd",
     "gui": "app.cli.gui_cmd",
+    "phone": "app.cli.phone_cmd",
+    "call": "app.cli.phone_tools",
+    "message": "app.cli.phone_tools",
+    "buddies": "app.cli.phone_tools",
+    "history": "app.cli.phone_tools",
+    "forward": "app.cli.phone_tools",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
