@@ -20,6 +20,7 @@ import aiohttp
 
 from reload_core.config.document import MEDIA_TYPE, ConfigError, ConfigErrorReason, OverlayConfiguration
 from reload_core.config.processing import AcceptedConfiguration, accept_configuration
+from reload_core.http_words import http_error_words
 from reload_core.security.keylog import log_keys
 
 WELL_KNOWN_PATH = "/.well-known/reload-config"
@@ -77,7 +78,7 @@ async def download_configuration(
     except TimeoutError:  # before OSError, of which it is a subclass
         raise _fetch_error(f"GET {url} timed out after {timeout} s") from None
     except (aiohttp.ClientError, OSError) as exc:
-        raise _fetch_error(f"GET {url} failed: {exc}") from None
+        raise _fetch_error(f"GET {url} failed: {http_error_words(exc)}") from None
 
 
 async def fetch_configuration(

@@ -16,6 +16,7 @@ from cryptography import x509
 from yarl import URL
 
 from reload_core.enrollment.errors import EnrollmentError, EnrollmentToken
+from reload_core.http_words import http_error_words
 from reload_core.security.keylog import log_keys
 
 CERT_MEDIA_TYPE = "application/pkix-cert"
@@ -103,7 +104,7 @@ async def enroll(
             body = await _read_limited(resp, MAX_RESPONSE_SIZE)
             status, content_type = resp.status, resp.content_type
     except (aiohttp.ClientError, TimeoutError, _ssl.SSLError, OSError) as exc:
-        raise EnrollmentError(None, f"cannot enroll at {enrollment_url}: {exc}") from None
+        raise EnrollmentError(None, f"cannot enroll at {enrollment_url}: {http_error_words(exc)}") from None
 
     if status == 200:
         if content_type != CERT_MEDIA_TYPE:
