@@ -54,17 +54,8 @@ def version() -> str:
     try:
         return importlib.metadata.version("p2psip-phone")
     except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-def version() -> str:
-    """This program's version: the installed package's, else the source tree's pyproject.toml."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("p2psip-phone")
-    except metadata.PackageNotFoundError:
         pass
+    # Run from a source tree that was never installed: its pyproject.toml.
     import tomllib
     from pathlib import Path
 
@@ -72,13 +63,12 @@ def version() -> str:
         with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as f:
             return str(tomllib.load(f)["project"]["version"])
     except (OSError, KeyError, ValueError):
-        return "unknown"
+        return "unknown (not installed)"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser with every sub-command, or only ``command``'s module when it is known."""
     parser = _Parser(prog="p2psip", description="P2PSIP Phone: RELOAD overlay and SIP softphone")
-    parser.add_argument("--version", action="version", version=f"p2psip {version()}")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     if command == "--version":  # answered before any command is needed: no imports
@@ -92,9 +82,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list == ["--version"]:  # before the parser: it would import every command
-        print(f"p2psip {version()}")
-        return 0
     parser = build_parser(args_list[0] if args_list else None)
     args = parser.parse_args(args_list)
     try:
