@@ -1,11 +1,10 @@
-"""``p2psip overlay create|adduser|serve``, ``p2psip enroll`` and ``p2psip demo`` as real
+"""``p2psip overlay create|adduser|serve``, and ``p2psip enroll`` as real
 processes: the server listens on 127.0.0.1 with an OS-picked port and is stopped by its
 fixture (SIGTERM, then kill), also when a test fails."""
 
 from __future__ import annotations
 
 import json
-import os
 import select
 import signal
 import stat
@@ -284,15 +283,3 @@ def test_adduser_errors(tmp_path: Path) -> None:
     )
     # create refuses a non-empty directory
     assert "not empty" in one_line_error(p2psip("overlay", "create", OVERLAY, "--dir", str(directory)))
-
-
-def test_demo_runs_end_to_end() -> None:
-    result = p2psip("demo")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "bob verifies it: signed by alice@" in result.stdout
-    assert "flipped bit is rejected" in result.stdout
-    # It cleans up after itself.
-    workdir = next(
-        line.split(" in ", 1)[1] for line in result.stdout.splitlines() if line.startswith("1. create")
-    )
-    assert not os.path.exists(workdir)
