@@ -11,6 +11,7 @@ folder is left exactly as it was.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -62,9 +63,7 @@ def deb() -> Path:
     path = ROOT / "dist" / f"{NAME}_{VERSION}_{_arch()}.deb"
     if path.exists() and path.stat().st_mtime > _newest_source():
         return path
-    try:
-        import PyInstaller  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("PyInstaller") is None:
         pytest.skip('PyInstaller is not installed: pip install -e ".[package]" (or make package)')
     build = subprocess.run(
         [str(ROOT / "packaging" / "build.sh")],
