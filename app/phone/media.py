@@ -46,7 +46,7 @@ from aiortc import RTCIceServer
 
 from app.media.aec import CaptureProcessor, ProcessingSettings, processing_unavailable
 from app.media.audio import Samples, silence
-from app.media.devices import AudioDevice, list_devices
+from app.media.devices import AudioDevice, AudioDeviceError, list_devices
 from app.media.dtmf_call import DtmfEvent, DtmfMethod, DtmfReceived
 from app.media.dtmf_session import SessionDtmf
 from app.media.events import (
@@ -260,13 +260,38 @@ class MediaKit:
         self.tester = TonePlayer(settings.output_device, use_devices=use_devices)
         self.tones = TonePlayer(settings.output_device, use_devices=use_devices)
         self._busy_until: asyncio.TimerHandle | None = None
+        self._switching: set[asyncio.Task[None]] = set()
 
     def update(self, settings: Settings) -> None:
-        """New settings: they apply to the next call (and the ringer at once)."""
-        self.settings = settings
+        """New settings: they apply to the next call, the ringer at once, and a changed
+        input or output device to the calls in progress too (device switching mid-call;
+        calls that play or record a file keep it)."""
+        previous, self.settings = self.settings, settings
+        if self.use_devices and not self.echo:
+            switch_input = settings.input_device != previous.input_device and self.play is None
+            switch_output = settings.output_device != previous.output_device and self.record is None
+            if switch_input or switch_output:
+                with contextlib.suppress(RuntimeError):  # no running loop: nothing is in a call
+                    loop = asyncio.get_running_loop()
+                    for audio in list(self._audio.values()):
+                        task = loop.create_task(self._switch(audio, switch_input, switch_output))
+                        self._switching.add(task)
+                        task.add_done_callback(self._switching.discard)
         self.ringer.device = settings.ringer_device or settings.output_device
         self.tester.device = settings.output_device
         self.tones.device = settings.output_device
+
+    async def _switch(self, audio: CallAudio, switch_input: bool, switch_output: bool) -> None:
+        """Move one call to the settings' devices; a device that cannot be opened is told
+        (``device-unavailable``) and the call keeps what it had."""
+        s = self.settings
+        try:
+            if switch_input:
+                await audio.session.switch_input(s.input_device)
+            if switch_output:
+                await audio.session.switch_output(s.output_device)
+        except (AudioDeviceError, OSError) as exc:
+            self._notice(audio, "device-unavailable", f"{'input' if switch_input else 'output'}: {exc}")
 
     @property
     def echo_cancellation_available(self) -> str | None:

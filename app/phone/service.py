@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiortc import RTCIceServer
+
 from app.media.dtmf_call import DtmfReceived as DtmfDigit
 from app.media.dtmf_call import DtmfReceiver
 from app.peer import PeerSetup, PeerSetupError, peer_setup
@@ -123,6 +125,7 @@ from reload_core.node.events import ConfigurationChanged, ConfigurationOutdated,
 from reload_core.security.certificates import NodeCertificate
 from reload_core.storage.errors import StorageError
 from reload_core.usages.sip import Outcome, Registration, SipUsage, SipUsageError, parse_aor
+from reload_core.usages.turn import TurnCredentials, TurnService, relays
 
 log = logging.getLogger("p2psip.phone")
 
@@ -569,6 +572,35 @@ class Phone:
         ua = session.sip.ua
         ua.add_listener(lambda event: self._on_ua_event(ua, event, plain=False))
         session.node.add_listener(self._on_node_event)
+        if self.media is not None:
+            self.spawn(self._find_turn(session))
+
+    async def _find_turn(self, session: OverlaySession) -> None:
+        """TURN servers for call media from the overlay (TURN-SERVICE, RFC 6940 §9), with
+        time-limited credentials from the configuration's shared secret (coturn's
+        use-auth-secret; RELOAD carries no TURN credentials). None found, or no secret to
+        authenticate with: host (and configured) candidates only, never a public default."""
+        media = self.media
+        config = session.usage.configuration
+        if media is None or config.turn_density == 0 or not config.shared_secret:
+            return
+        try:
+            found = await TurnService(session.usage.storage, turn_density=config.turn_density).find(
+                attempts=2
+            )
+        except (StorageError, NodeError, OSError, TimeoutError) as exc:
+            log.info("no TURN server found through the overlay: %s", exc)
+            return
+        credentials = TurnCredentials(shared_secret=config.shared_secret)
+        servers = []
+        for relay in relays(found, credentials, session.node.node_id.hex(), time.time()):
+            host, port = relay.address[0], relay.address[1]
+            servers.append(
+                RTCIceServer(urls=f"turn:{host}:{port}", username=relay.username, credential=relay.password)
+            )
+        media.overlay_ice_servers = servers
+        if servers:
+            log.info("call media may relay through %d TURN server(s) of the overlay", len(servers))
 
     def _session_down(self, session: OverlaySession) -> None:
         ua = session.sip.ua

@@ -254,10 +254,66 @@ async def test_built_in_echo_test_on_the_local_overlay(tmp_path: Path) -> None:
             float(e["detail"]) for e in alice.seen("CallMedia", lambda e: e["what"] == "onset-sent")
         )
         delays = [float(h["detail"]) - max(t for t in sent if t < float(h["detail"])) for h in heard]
-        print(f"echo delays (s): {[round(d, 3) for d in delays]}")
-    assert all(1.0 <= d <= 1.5 for d in delays), f"echo delays {delays}"
+        print(f"built-in echo delays (s): {[round(d, 3) for d in delays]}")
+        assert all(1.0 <= d <= 1.5 for d in delays), f"echo delays {delays}"
         await alice.send(f"hangup {call['call']}")
         await alice.call_state("ended")
+    finally:
+        await group.close()
+        await lan.close()
+
+
+async def test_tone_through_five_percent_loss(tmp_path: Path) -> None:
+    """Two phone processes on the local overlay in a network namespace; once the call's
+    audio flows, the namespace drops 5 % of the UDP packets it receives at random
+    (iptables' statistic match: this kernel has no netem). The tone still arrives, its
+    losses concealed (Opus PLC and the playout buffer's concealment): the right
+    frequency and no gap over 60 ms."""
+    import shutil
+    import subprocess
+
+    from app.cli.init_cmd import init_profile
+    from tests.phone.lan import Lan, unavailable_reason
+
+    reason = unavailable_reason() or (None if shutil.which("iptables") else "iptables is not installed")
+    if reason is not None:
+        pytest.skip(reason)
+    tone = tone_file(tmp_path / "440.wav", 440.0)
+    heard = tmp_path / "bob-heard.wav"
+    lan = Lan.create()
+    group = PhoneProcesses(netns=lan.name)
+    try:
+        profiles = {}
+        for user in ("alice", "bob"):
+            profiles[user] = tmp_path / user
+            init_profile(user, profiles[user])
+        alice = await group.start(profiles["alice"], "--play", str(tone))
+        await alice.registered()
+        bob = await group.start(profiles["bob"], "--record", str(heard))
+        await bob.registered()
+        mine, _ = await connected(alice, bob, "bob")
+        await bob.expect("CallMedia", lambda e: e["what"] == "first-audio", timeout=CALL_SECONDS)
+        rule = ["-p", "udp", "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"]
+        subprocess.run(["ip", "netns", "exec", lan.name, "iptables", "-I", "INPUT", *rule], check=True)
+        for _ in range(3):  # about six seconds of lossy audio
+            await bob.expect("CallQuality", timeout=CALL_SECONDS)
+        counters = subprocess.run(
+            ["ip", "netns", "exec", lan.name, "iptables", "-L", "INPUT", "-v", "-n", "-x"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        dropped = sum(int(line.split()[0]) for line in counters.splitlines() if " DROP " in f" {line} ")
+        lossy = [e for e in bob.seen("CallQuality") if e["loss_percent"] > 0]
+        await hang_up(alice, bob, mine)
+        await alice.quit()
+        await bob.quit()
+        assert dropped > 10, f"only {dropped} packets dropped"
+        assert lossy, "bob's phone saw no loss"
+        _found, gap = check_tone(heard, 440.0)
+        print(
+            f"5 % loss: {dropped} packets dropped, loss seen {[e['loss_percent'] for e in lossy]}, gap {gap * 1000:.0f} ms"
+        )
     finally:
         await group.close()
         await lan.close()
