@@ -43,7 +43,14 @@ from app.bench.overlay_harness import OverlayHarness, WorkerError, provision_ove
 from app.cli import CliError
 from app.cli.figures import report
 
-BENCH_MODULES: list[str] = ["app.bench.bench_storage", "app.bench.bench_attach", "app.bench.bench_sip", "app.bench.bench_gui", "app.bench.bench_call"]
+BENCH_MODULES: list[str] = [
+    "app.bench.bench_storage",
+    "app.bench.bench_attach",
+    "app.bench.bench_sip",
+    "app.bench.bench_gui",
+    "app.bench.bench_call",
+    "app.bench.bench_phone",
+]
 """Modules adding ``bench`` sub-commands (``register_bench(subparsers)``), besides ``overlay``."""
 
 SETTLE_TIMEOUT = 120.0

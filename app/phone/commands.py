@@ -90,7 +90,10 @@ def call_json(call: PhoneCall) -> JSONObject:
 
 
 def status_json(phone: Phone) -> JSONObject:
-    """What ``status`` answers (and the ``Ready`` line carries)."""
+    """What ``status`` answers (and the ``Ready`` line carries). ``presence_rate``: overlay
+    requests per second that buddy presence costs, estimated for the list and measured over
+    the last minute."""
+    estimated, measured = phone.presence_rate
     return {
         "aor": phone.aor,
         "node_id": phone.node_id.hex(),
@@ -101,6 +104,7 @@ def status_json(phone: Phone) -> JSONObject:
         "sip_listen": sip_listen_text(phone),
         "calls": [call_json(c) for c in phone.calls],
         "settings": to_json(phone.settings),
+        "presence_rate": {"estimated": estimated, "measured": measured},
     }
 
 
