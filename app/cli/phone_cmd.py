@@ -142,6 +142,11 @@ def add_media_arguments(parser: argparse.ArgumentParser, *, phone: bool) -> None
         metavar="stun:HOST:PORT|turn:USER:PASS@HOST:PORT",
         help="a STUN/TURN server for call media (besides the overlay's TURN servers)",
     )
+    parser.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="call media through the TURN server only (hides our addresses)",
+    )
     parser.add_argument("--audio-onsets", action="store_true", help=argparse.SUPPRESS)  # p2psip bench call
 
 
@@ -159,6 +164,7 @@ def media_options(args: argparse.Namespace) -> Any:
         record=Path(args.record) if getattr(args, "record", None) else None,
         echo=bool(getattr(args, "echo", False)),
         ice_servers=tuple(getattr(args, "ice_server", ()) or ()),
+        relay_only=bool(getattr(args, "relay_only", False)),
         audio_onsets=bool(getattr(args, "audio_onsets", False)),
     )
 

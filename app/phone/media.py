@@ -245,8 +245,10 @@ class MediaKit:
         echo: bool = False,
         onsets: bool = False,
         ice_servers: Sequence[RTCIceServer] = (),
+        relay_only: bool = False,
     ) -> None:
         self.settings = settings
+        self.relay_only = relay_only
         self.use_devices = use_devices
         self.play = play
         self.record = record
@@ -313,10 +315,12 @@ class MediaKit:
         )
         servers = [*self.ice_servers, *self.overlay_ice_servers]
         try:
-            session = MediaSession(codec_order=s.codec_order, audio=audio, ice_servers=servers)
+            session = MediaSession(
+                codec_order=s.codec_order, audio=audio, ice_servers=servers, relay_only=self.relay_only
+            )
         except ValueError as exc:  # a codec this aiortc lacks: the defaults rather than no call
             log.warning("codec order %s refused (%s): using the defaults", s.codec_order, exc)
-            session = MediaSession(audio=audio, ice_servers=servers)
+            session = MediaSession(audio=audio, ice_servers=servers, relay_only=self.relay_only)
         controls = CallAudio(session, SessionDtmf(session), LevelProbe())
         if self.echo:
             session.processors.append(EchoProcessor())

@@ -168,6 +168,7 @@ class PhoneOptions:
     echo: bool = False  # the echo service: auto-answer, send back what is heard 1 s later
     use_devices: bool = True  # False: never open a sound device (tests, benchmarks)
     ice_servers: tuple[str, ...] = ()  # stun:HOST:PORT, turn:USER:PASSWORD@HOST:PORT
+    relay_only: bool = False  # offer relayed ICE candidates only: media through TURN, our addresses hidden
     audio_onsets: bool = False  # CallMedia onset events (p2psip bench call)
     quality_interval: float = 2.0  # seconds between CallQuality events
 
@@ -250,6 +251,7 @@ class Phone:
                 echo=options.echo,
                 onsets=options.audio_onsets,
                 ice_servers=servers,
+                relay_only=options.relay_only,
             )
             self._session_factory = self.media.session_factory
         if self.media is not None:

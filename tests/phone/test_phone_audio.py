@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
+from aiortc import RTCIceServer
 
 from app.media.audio import SAMPLE_RATE, write_wav
 from app.phone.store import PhoneStore
 from tests.media.session_support import WINDOW, Recording, interface_address_or_skip, tone_file
+from tests.media.test_session_turn import turn_server  # noqa: F401  (the coturn fixture)
 from tests.phone.processes import EnrolledOverlay, Event, PhoneProcess, PhoneProcesses
 
 pytestmark = [pytest.mark.media, pytest.mark.multinode]
@@ -317,3 +319,29 @@ async def test_tone_through_five_percent_loss(tmp_path: Path) -> None:
     finally:
         await group.close()
         await lan.close()
+
+
+async def test_tone_through_a_turn_relay_only(
+    overlay: EnrolledOverlay,
+    group: PhoneProcesses,
+    tmp_path: Path,
+    turn_server: RTCIceServer,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """Both phones offer relayed candidates only (``--relay-only`` with coturn as their
+    ``--ice-server``): all media goes through the TURN server, as for a phone that can
+    reach nothing but the relay. The tone still arrives."""
+    assert isinstance(turn_server.urls, str)
+    url = f"turn:{turn_server.username}:{turn_server.credential}@{turn_server.urls.split(':', 1)[1]}"
+    tone = tone_file(tmp_path / "440.wav", 440.0)
+    heard = tmp_path / "bob-heard.wav"
+    relay = ("--ice-server", url, "--relay-only")
+    alice = await start(group, overlay.profile("alice"), "--play", str(tone), *relay)
+    bob = await start(group, overlay.profile("bob"), "--record", str(heard), *relay)
+    mine, _ = await connected(alice, bob, "bob")
+    await bob.expect("CallMedia", lambda e: e["what"] == "first-audio", timeout=CALL_SECONDS)
+    await bob.expect("CallQuality", timeout=CALL_SECONDS)
+    await bob.expect("CallQuality", timeout=CALL_SECONDS)
+    await hang_up(alice, bob, mine)
+    await alice.quit()
+    await bob.quit()
+    check_tone(heard, 440.0)
