@@ -296,3 +296,33 @@ def test_demo_reports_every_step() -> None:
         assert report[check] is True, report
     steps = list(report["steps"].values())
     assert steps == sorted(steps) and steps[-1] < 60_000
+
+
+@pytest.mark.multinode
+async def test_phone_signs_out_on_sigterm_and_speaks_words_without_json(lab: Lab) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        "phone",
+        "--no-media",
+        "--profile",
+        str(lab.profiles["carol"]),
+        stdin=asyncio.subprocess.DEVNULL,  # no stdin at all: it runs on until a signal
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = (await asyncio.wait_for(proc.stdout.readline(), STEP)).decode()
+        assert "ready: sip:carol@" in ready and "(registered)" in ready
+        assert (lab.profiles["carol"] / "phone.sock").exists()
+        proc.terminate()
+        rest = (await asyncio.wait_for(proc.stdout.read(), STEP)).decode()
+        assert "phone: closed (signed out)" in rest
+        assert await asyncio.wait_for(proc.wait(), STEP) == 0
+        assert not (lab.profiles["carol"] / "phone.sock").exists()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
