@@ -228,6 +228,9 @@ async def run_phone(args: argparse.Namespace) -> int:
             await phone.start()
         except (ControlError, PhoneError) as exc:
             raise CliError(str(exc)) from None
+        if phone.name_taken is not None:
+            # Another device has the name on this network: retrying will not change that.
+            raise CliError(phone.name_taken)
         phone.add_listener(lambda event: printer.line(event_json(event)))
         ready = {"event": "Ready", "time": time.time(), **status_json(phone), "control": str(server.path)}
         printer.line(ready)

@@ -262,6 +262,9 @@ class LocalJoiner:
         self.overlay = overlay
         self._lost: str | None = None
         self._on_lost: Callable[[str], None] | None = None
+        self.name_taken: str | None = None
+        """Why the last attempt failed when another device holds our name (NameTaken):
+        not a network trouble that trying again soon would cure."""
         overlay.add_listener(self._status)
 
     def _status(self, status: LocalOverlayStatus) -> None:
@@ -278,9 +281,11 @@ class LocalJoiner:
         try:
             status = await self.overlay.start()
         except NameTaken as exc:
+            self.name_taken = str(exc)
             raise JoinFailed(str(exc)) from None
         except LocalOverlayError as exc:
             raise JoinFailed(str(exc)) from None
+        self.name_taken = None
         node, usage = self.overlay.node, self.overlay.usage
         if node is None or usage is None:
             await self.overlay.stop()

@@ -387,6 +387,13 @@ class Phone:
         return self._reason
 
     @property
+    def name_taken(self) -> str | None:
+        """On the local overlay: why our name is not ours (another device holds it, first
+        come first served), after an attempt to join found so; None otherwise."""
+        joiner = self.keeper.joiner
+        return joiner.name_taken if isinstance(joiner, LocalJoiner) else None
+
+    @property
     def role(self) -> OverlayRole | None:
         """Peer or client, while on the overlay."""
         return self._role

@@ -377,7 +377,7 @@ async def test_killed_during_a_call_and_a_message(lab: Lab) -> None:
 async def test_a_taken_name_is_refused(lab: Lab) -> None:
     other = await lab.start("alice", "alice-on-another-device")
     assert await other.wait_exit(WAIT * 2) == 1
-    assert TAKEN in other.stderr_text()
+    assert f"p2psip: error: {TAKEN}" in other.stderr_text().splitlines()
     assert not other.seen("Ready")
     # alice keeps her name: bob still reaches her phone.
     bob, alice = lab.phones["bob"], lab.phones["alice"]
@@ -390,8 +390,7 @@ async def test_a_buddy_back_with_another_key_is_flagged(lab: Lab) -> None:
     """bob's device goes (signed out); "bob" is made again on another device, with a new
     key; alice, who had bob as a buddy (and his key pinned from their calls), flags him."""
     alice, old_bob = lab.phones["alice"], lab.phones["bob"]
-    assert await old_bob.quit() == 0
-    await alice.expect("PresenceChanged", lambda e: e["aor"] == aor("bob") and not e["online"], timeout=60)
+    assert await old_bob.quit() == 0  # signed out: the name is free
     bob = lab.phones["bob"] = await lab.start("bob", "bob-new-device")
     await bob.registered()
     assert bob.info["node_id"] != old_bob.info["node_id"]
