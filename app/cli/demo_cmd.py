@@ -39,6 +39,57 @@ from typing import Any
 from app.cli import CliError
 
 STEP_TIMEOUT = 30.0
+
+
+def p2psip_argv() -> list[str]:
+    """How to run this program's commands in a child process: the frozen program itself
+    (PyInstaller bundle), else this interpreter with ``-m app``."""
+    return [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "app"]
+
+
+class PeerProcess:
+    """A ``p2psip peer`` process; ready once it prints its ``ready`` status line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, profile: Path) -> PeerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            *p2psip_argv(),
+            "peer",
+            "--profile",
+            str(profile),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        peer = cls(proc)
+        assert proc.stdout is not None
+        try:
+            async with asyncio.timeout(STEP_TIMEOUT):
+                while not (line := await proc.stdout.readline()).startswith(b"ready"):
+                    if not line:
+                        raise CliError(f"the peer of {profile.name} stopped before it was ready")
+        except TimeoutError:
+            await peer.stop()
+            raise CliError(f"the peer of {profile.name} was not ready in {STEP_TIMEOUT:.0f} s") from None
+        except BaseException:  # its own failure, or Ctrl-C while it starts: it must not outlive us
+            await peer.stop()
+            raise
+        return peer
+
+    async def stop(self) -> None:
+        """SIGTERM (it leaves the overlay, §10.9), then SIGKILL."""
+        for action in (self.proc.terminate, self.proc.kill):
+            if self.proc.returncode is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                action()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), 10)
+
+
 CHECKS = ("registered", "call_answered", "first_audio", "message_delivered", "hung_up")
 
 
@@ -54,7 +105,7 @@ class PhoneProcess:
 
     @classmethod
     async def start(cls, name: str, profile: Path, *extra: str) -> PhoneProcess:
-        argv = [sys.executable, "-m", "app", "phone", "--json", "--profile", str(profile), *extra]
+        argv = [*p2psip_argv(), "phone", "--json", "--profile", str(profile), *extra]
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -119,7 +170,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     """The demo in ``workdir``; its report (see the module docstring)."""
     import numpy as np
 
-    from app.bench.overlay_harness import OverlayHarness, provision_overlay
+    from app.bench.overlay_harness import provision_overlay
     from app.media.audio import SAMPLE_RATE, write_wav
 
     report: dict[str, Any] = {name: False for name in CHECKS}
@@ -134,6 +185,7 @@ async def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
         say(f"{ms:7d} ms  {name}")
 
     overlay = provision_overlay(workdir / "overlay", 3, name="demo.p2psip.test")
+    peer_profiles = [peer.directory for peer in overlay.peers]  # before the users join the list
     alice_profile = overlay.add_profile("alice").directory
     bob_profile = overlay.add_profile("bob").directory
     tone = workdir / "tone-440.wav"
@@ -141,60 +193,70 @@ async def run_demo(workdir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     write_wav(tone, (np.sin(2 * np.pi * 440.0 * t) * 8000).astype(np.int16))
     heard = workdir / "bob-heard.wav"
     phones: list[PhoneProcess] = []
-    async with OverlayHarness(overlay, workers=1) as harness:
-        try:
-            step("overlay provisioned: CA, signed configuration, 3 peer and 2 phone certificates")
-            await harness.start_process(0)
-            await asyncio.gather(harness.start_process(1), harness.start_process(2))
-            step("3 p2psip peer processes joined over TLS on 127.0.0.1")
-            alice = await PhoneProcess.start("alice", alice_profile, "--play", str(tone))
-            bob = await PhoneProcess.start("bob", bob_profile, "--record", str(heard), "--audio-onsets")
-            phones += [alice, bob]
-            for phone in phones:
-                ready = await phone.expect(lambda e: e.get("event") == "Ready", "Ready line")
-                if ready["state"] != "registered":
-                    raise CliError(f"{phone.name} could not register: {ready.get('reason')}")
-                step(f"{phone.name}'s phone registered {ready['aor']}")
-            report["registered"] = True
-            await alice.send("call bob")
-            await alice.expect(_call_state("dialing"), "dialing")
-            step("alice calls bob")
-            ringing = await bob.expect(_call_state("ringing"), "incoming call")
-            step(f"bob's phone rings ({ringing['peer']}, verified {ringing['verified']})")
-            await bob.send("answer")
-            answered = await alice.expect(_call_state("connected"), "answer")
-            step("bob answers: alice's call is connected", answered["time"])
-            report["call_answered"] = True
-            heard_at = await bob.expect(
-                lambda e: e.get("event") == "CallMedia" and e.get("what") == "onset-heard", "audio heard"
+    peers: list[PeerProcess] = []
+    # The bootstrap peer's address, bound while provisioning, is freed for its process:
+    # p2psip peer claims a configured bootstrap address of this machine that is free.
+    overlay.close()
+    try:
+        step("overlay provisioned: CA, signed configuration, 3 peer and 2 phone certificates")
+        peers.append(await PeerProcess.start(peer_profiles[0]))
+        others = await asyncio.gather(
+            *(PeerProcess.start(p) for p in peer_profiles[1:]), return_exceptions=True
+        )
+        peers += [p for p in others if isinstance(p, PeerProcess)]  # stopped below, whatever happens
+        for failed in others:
+            if isinstance(failed, BaseException):
+                raise failed
+        step("3 p2psip peer processes joined over TLS on 127.0.0.1")
+        alice = await PhoneProcess.start("alice", alice_profile, "--play", str(tone))
+        bob = await PhoneProcess.start("bob", bob_profile, "--record", str(heard), "--audio-onsets")
+        phones += [alice, bob]
+        for phone in phones:
+            ready = await phone.expect(lambda e: e.get("event") == "Ready", "Ready line")
+            if ready["state"] != "registered":
+                raise CliError(f"{phone.name} could not register: {ready.get('reason')}")
+            step(f"{phone.name}'s phone registered {ready['aor']}")
+        report["registered"] = True
+        await alice.send("call bob")
+        await alice.expect(_call_state("dialing"), "dialing")
+        step("alice calls bob")
+        ringing = await bob.expect(_call_state("ringing"), "incoming call")
+        step(f"bob's phone rings ({ringing['peer']}, verified {ringing['verified']})")
+        await bob.send("answer")
+        answered = await alice.expect(_call_state("connected"), "answer")
+        step("bob answers: alice's call is connected", answered["time"])
+        report["call_answered"] = True
+        heard_at = await bob.expect(
+            lambda e: e.get("event") == "CallMedia" and e.get("what") == "onset-heard", "audio heard"
+        )
+        step("bob's phone hears alice's tone (first audio, RMS)", float(heard_at["detail"]))
+        report["first_audio"] = True
+        await alice.send("message bob 'hello bob, this came over the overlay'")
+        await bob.expect(lambda e: e.get("event") == "MessageReceived", "message")
+        step("bob's phone receives alice's message")
+        await alice.expect(
+            lambda e: e.get("event") == "MessageStateChanged" and e["record"]["state"] == "delivered",
+            "delivery",
+        )
+        step("alice's message is delivered")
+        report["message_delivered"] = True
+        await alice.send("hangup")
+        await alice.expect(_call_state("ended"), "end of the call")
+        ended = await bob.expect(_call_state("ended"), "end of the call")
+        step(f"alice hangs up; bob's phone: {ended['words']}")
+        report["hung_up"] = True
+        for phone in phones:
+            await phone.send("quit")
+        for phone in phones:
+            await phone.expect(
+                lambda e: e.get("event") == "PhoneStateChanged" and e.get("state") == "closed", "sign-out"
             )
-            step("bob's phone hears alice's tone (first audio, RMS)", float(heard_at["detail"]))
-            report["first_audio"] = True
-            await alice.send("message bob 'hello bob, this came over the overlay'")
-            await bob.expect(lambda e: e.get("event") == "MessageReceived", "message")
-            step("bob's phone receives alice's message")
-            await alice.expect(
-                lambda e: e.get("event") == "MessageStateChanged" and e["record"]["state"] == "delivered",
-                "delivery",
-            )
-            step("alice's message is delivered")
-            report["message_delivered"] = True
-            await alice.send("hangup")
-            await alice.expect(_call_state("ended"), "end of the call")
-            ended = await bob.expect(_call_state("ended"), "end of the call")
-            step(f"alice hangs up; bob's phone: {ended['words']}")
-            report["hung_up"] = True
-            for phone in phones:
-                await phone.send("quit")
-            for phone in phones:
-                await phone.expect(
-                    lambda e: e.get("event") == "PhoneStateChanged" and e.get("state") == "closed", "sign-out"
-                )
-            step("both phones signed out")
-        except CliError as exc:
-            report["error"] = str(exc)
-        finally:
-            await asyncio.gather(*(p.stop() for p in phones), return_exceptions=True)
+        step("both phones signed out")
+    except CliError as exc:
+        report["error"] = str(exc)
+    finally:
+        await asyncio.gather(*(p.stop() for p in phones), return_exceptions=True)
+        await asyncio.gather(*(p.stop() for p in peers), return_exceptions=True)
     report["ok"] = all(report[name] for name in CHECKS)
     return report
 
