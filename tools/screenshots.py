@@ -39,7 +39,6 @@ from PySide6.QtCore import QSize, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from app.gui.app import PhoneWindows  # noqa: E402
-from app.gui.call_media import MediaKit  # noqa: E402
 from app.gui.main_window import ENDED_LINGER_MS  # noqa: E402
 from app.gui.sample_overlay import SampleOverlay  # noqa: E402
 from app.gui.theme import Scheme, apply_scheme  # noqa: E402
@@ -48,7 +47,7 @@ from app.phone.calls import CallState  # noqa: E402
 from app.phone.events import PhoneEvent, PresenceChanged  # noqa: E402
 from app.phone.presence import PresencePolicy  # noqa: E402
 from app.phone.service import Phone  # noqa: E402
-from app.phone.store import Delivery, Settings  # noqa: E402
+from app.phone.store import Delivery  # noqa: E402
 
 WAIT = 30.0
 
@@ -106,15 +105,12 @@ async def phone_shots(out: Path, work: Path) -> None:
         bob = await sample.phone("bob", auto_answer=True)
         carol = await sample.phone("carol")
         await sample.phone("dave", start=False)  # has a name on the overlay, never online
-        kit = MediaKit(Settings(), use_devices=False)
         # Presence checked at once (the default spreads first checks over 30 s).
         quick = PresencePolicy(initial_spread=0.2)
-        options = sample.options(session_factory=kit.session_factory, presence=quick)
-        alice = await Phone.open(sample.profile("alice"), options=options)
+        alice = await Phone.open(sample.profile("alice"), options=sample.options(presence=quick))
         sample.phones.append(alice)
         await alice.update_settings(display_name="Alice Liddell")
-        kit.update(alice.settings)
-        windows = await PhoneWindows.for_phone(alice, kit)
+        windows = await PhoneWindows.for_phone(alice, alice.media)
         window = windows.window
         windows.show(minimised=False)
         window.resize(1060, 700)

@@ -237,7 +237,6 @@ class GuiApp(QObject):
         self.minimised = minimised
         self.use_devices = use_devices
         self.options = options
-        self.kit: MediaKit | None = None
         self.wizard: FirstRunWizard | None = None
         self.windows: PhoneWindows | None = None
         self.phone: Phone | None = None
@@ -282,13 +281,11 @@ class GuiApp(QObject):
     async def open_phone(self) -> None:
         """Load the phone's modules off the loop, open the phone, attach it, start it."""
         await asyncio.to_thread(_load_phone_modules)
-        from app.gui.call_media import MediaKit
         from app.phone.service import Phone, PhoneError, PhoneOptions
-        from app.phone.store import Settings
 
-        self.kit = MediaKit(Settings(), use_devices=self.use_devices)
+        # Calls carry the phone's own audio (app.phone.media): the GUI reads its levels.
         options = dataclasses.replace(
-            self.options or PhoneOptions(), session_factory=self.kit.session_factory
+            self.options or PhoneOptions(), media=True, use_devices=self.use_devices
         )
         try:
             phone = await Phone.open(self.profile_dir, options=options)
@@ -298,9 +295,8 @@ class GuiApp(QObject):
             self.finished.emit()
             return
         self.phone = phone
-        self.kit.update(phone.settings)
         assert self.windows is not None
-        await self.windows.attach(phone, self.kit)
+        await self.windows.attach(phone, phone.media)
         self.phoneReady.emit()
         try:
             await phone.start()
@@ -320,8 +316,6 @@ class GuiApp(QObject):
                 await asyncio.wait_for(self.phone.close(), 15)
             except TimeoutError:
                 log.warning("the phone took too long to sign out")
-        if self.kit is not None:
-            self.kit.close()
         self.errors.remove()
         self.finished.emit()
 

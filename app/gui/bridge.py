@@ -18,11 +18,15 @@ from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from app.phone.events import (
     BuddiesChanged,
+    CallMedia,
+    CallQuality,
     CallRedirected,
     CallRemoteHold,
     CallStateChanged,
     CertificateNotice,
     ConfigurationUpdated,
+    DtmfReceived,
+    KeyChanged,
     MessageReceived,
     MessageStateChanged,
     PhoneEvent,
@@ -54,6 +58,10 @@ class EventBridge(QObject):
     settings = Signal(object)  # SettingsChanged
     configuration = Signal(object)  # ConfigurationUpdated
     certificate = Signal(object)  # CertificateNotice
+    keyChanged = Signal(object)  # KeyChanged
+    callQuality = Signal(object)  # CallQuality
+    callMedia = Signal(object)  # CallMedia
+    dtmf = Signal(object)  # DtmfReceived
     anyEvent = Signal(object)  # any of the above, after its own signal
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -73,6 +81,10 @@ class EventBridge(QObject):
             SettingsChanged: self.settings,
             ConfigurationUpdated: self.configuration,
             CertificateNotice: self.certificate,
+            KeyChanged: self.keyChanged,
+            CallQuality: self.callQuality,
+            CallMedia: self.callMedia,
+            DtmfReceived: self.dtmf,
         }
 
     def attach(self, phone: EventSource) -> None:

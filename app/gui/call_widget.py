@@ -41,7 +41,7 @@ from app.phone.events import CallRemoteHold, CallStateChanged
 from app.phone.phone_call import CallActionError, PhoneCall
 
 if TYPE_CHECKING:
-    from app.media.quality import CallQuality
+    from app.phone.events import CallMedia, CallQuality, DtmfReceived
 
 LEVEL_MS = 100
 
@@ -91,6 +91,7 @@ class CallWidget(QFrame):
         self.kit = kit
         self.audio: CallAudio | None = None
         self.tones_sent = ""
+        self.tones_heard = ""
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAccessibleName(f"Call with {call.name}")
         self.name = QLabel(call.name)
@@ -109,6 +110,10 @@ class CallWidget(QFrame):
         self.quality = QualityBars()
         self.mic = LevelMeter("Microphone level")
         self.speaker = LevelMeter("Speaker level")
+        self.media_note = QLabel()
+        self.media_note.setAccessibleName("Call audio")
+        self.media_note.setWordWrap(True)
+        self.media_note.hide()
         self.error = QLabel()
         self.error.setAccessibleName("Call problem")
         self.error.setWordWrap(True)
@@ -177,6 +182,7 @@ class CallWidget(QFrame):
         main.addLayout(meters)
         main.addLayout(buttons)
         main.addWidget(self.transfer_row)
+        main.addWidget(self.media_note)
         main.addWidget(self.error)
         main.addStretch(1)
         # The keypad opens beside the call, so the call's controls stay in view.
@@ -219,17 +225,14 @@ class CallWidget(QFrame):
         self.hold_button.setAccessibleName("Resume" if held else "Hold")
         if self.audio is None and self.kit is not None:
             self.audio = self.kit.audio_of(call)
-            if self.audio is not None:
-                self.audio.listeners.append(self._quality)
         has_audio = self.audio is not None
         self.mute_button.setEnabled(answered and has_audio)
-        self.keypad_button.setEnabled(answered and has_audio)
+        self.keypad_button.setEnabled(answered)  # RFC 4733 with audio, SIP INFO without
         if not has_audio:
             self.mute_button.setToolTip("Mute: this call carries no audio controls")
         if answered and not self.clock.isActive():
             self.clock.start()
             if self.audio is not None:
-                self.audio.start_quality()
                 self.meter_timer.start()
         if not live:
             self.clock.stop()
@@ -257,8 +260,30 @@ class CallWidget(QFrame):
             self.mic.set_dbfs(self.audio.levels.input_db)
             self.speaker.set_dbfs(self.audio.levels.output_db)
 
-    def _quality(self, quality: CallQuality) -> None:
-        self.quality.set_mos(quality.receive.mos)
+    def on_quality(self, event: CallQuality) -> None:
+        """A quality sample of the call (every few seconds while answered)."""
+        if event.call == self.call.id:
+            self.quality.set_mos(event.mos)
+            rtt = "" if event.rtt_ms is None else f", round trip {event.rtt_ms:.0f} ms"
+            self.quality.setToolTip(
+                f"{self.quality.toolTip()}: {event.codec or 'audio'}, loss {event.loss_percent:.1f} %{rtt}"
+            )
+
+    def on_media(self, event: CallMedia) -> None:
+        """Something about the call's audio: a device that cannot be used is said."""
+        if event.call != self.call.id:
+            return
+        if event.what == "device-unavailable":
+            self.media_note.setText(f"No sound device ({event.detail}): the call goes on, silence is sent.")
+            self.media_note.show()
+        elif event.what == "media-failed":
+            self.show_problem(f"The audio failed: {event.detail}")
+
+    def on_dtmf(self, event: DtmfReceived) -> None:
+        if event.call == self.call.id:
+            self.tones_heard += event.digit
+            self.media_note.setText(f"Keys pressed by {self.call.name}: {self.tones_heard}")
+            self.media_note.show()
 
     def show_problem(self, text: str) -> None:
         self.error.setText(text)
@@ -287,25 +312,23 @@ class CallWidget(QFrame):
         self._run(self.call.resume if self.call.state is CallState.HELD else self.call.hold)
 
     def set_muted(self, muted: bool) -> None:
-        if self.audio is None:
-            return
-        self.audio.set_muted(muted)
+        if self.call.muted == muted:
+            pass
+        elif self.call.live:
+            try:
+                self.call.set_muted(muted)
+            except CallActionError as exc:
+                self.show_problem(str(exc))
+                return
         self.mute_button.setText("Unmute" if muted else "Mute")
         self.mute_button.setAccessibleName("Unmute" if muted else "Mute")
 
     def send_dtmf(self, digit: str) -> None:
-        audio = self.audio
-        if audio is None:
-            return
         self.sent_tones.setText(f"Sent: {self.tones_sent + digit}")
         self.tones_sent += digit
 
         async def send() -> object:
-            try:
-                await audio.send_dtmf(self.call, digit)
-            except RuntimeError as exc:
-                raise CallActionError(str(exc)) from None
-            return None
+            return await self.call.send_dtmf(digit)
 
         self._run(send)
 

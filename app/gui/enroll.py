@@ -56,6 +56,9 @@ STEP_WORDS: dict[str, str] = {
 
 _CERTIFICATE_SIGNS = (
     "certificate verify failed",
+    "is not trusted",
+    "issuer certificate",
+    "self-signed certificate",
     "does not check out",
     "signature",
     "hostname mismatch",

@@ -51,8 +51,12 @@ from app.gui.tray import TrayIcon
 from app.phone.calls import CallDirection, CallState, EndCause
 from app.phone.events import (
     BuddiesChanged,
+    CallMedia,
+    CallQuality,
     CallRemoteHold,
     CallStateChanged,
+    DtmfReceived,
+    KeyChanged,
     MessageReceived,
     MessageStateChanged,
     PhoneState,
@@ -224,6 +228,7 @@ class MainWindow(QMainWindow):
         central = QWidget()
         outer = QVBoxLayout(central)
         outer.addWidget(self._header())
+        outer.addWidget(self._key_banner())
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._buddy_panel())
         splitter.addWidget(self._phone_panel())
@@ -268,6 +273,28 @@ class MainWindow(QMainWindow):
         self._buddy_buttons()
 
     # ================================================================ building
+
+    def _key_banner(self) -> QWidget:
+        self.key_banner = QFrame()
+        self.key_banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.key_banner.setAccessibleName("Key warning")
+        self.key_banner.setStyleSheet("QFrame { border: 1px solid #cf222e; }")
+        self.key_warning = QLabel()
+        self.key_warning.setWordWrap(True)
+        self.key_warning.setAccessibleName("Key changed")
+        self.key_warning_aor = ""
+        accept = QPushButton("Accept the new key")
+        accept.setAccessibleName("Accept the new key")
+        accept.clicked.connect(self.accept_key)
+        dismiss = QPushButton("Keep the old one")
+        dismiss.setAccessibleName("Keep the old key")
+        dismiss.clicked.connect(lambda: self.key_banner.hide())
+        row = QHBoxLayout(self.key_banner)
+        row.addWidget(self.key_warning, 1)
+        row.addWidget(dismiss)
+        row.addWidget(accept)
+        self.key_banner.hide()
+        return self.key_banner
 
     def _header(self) -> QWidget:
         header = QFrame()
@@ -490,6 +517,10 @@ class MainWindow(QMainWindow):
         b.presence.connect(self._on_presence)
         b.callState.connect(self._on_call_state)
         b.callRemoteHold.connect(self._on_remote_hold)
+        b.callQuality.connect(self._on_quality)
+        b.callMedia.connect(self._on_media)
+        b.dtmf.connect(self._on_dtmf)
+        b.keyChanged.connect(self._on_key_changed)
         b.messageReceived.connect(self._on_message)
         b.messageState.connect(self._on_message_state)
         b.settings.connect(self._on_settings)
@@ -560,8 +591,6 @@ class MainWindow(QMainWindow):
         self.me.setText(short_name(self.identity.aor, self.identity.display_name))
 
     def _on_settings(self, event: SettingsChanged) -> None:
-        if self.kit is not None:
-            self.kit.update(event.settings)
         self._show_settings_state()
 
     def toggle_dnd(self) -> None:
@@ -679,7 +708,7 @@ class MainWindow(QMainWindow):
 
     def _pad_pressed(self, key: str) -> None:
         active = self.active_call_widget()
-        if active is not None and active.call.state is CallState.CONNECTED and active.audio is not None:
+        if active is not None and active.call.state is CallState.CONNECTED:
             active.send_dtmf(key)
             return
         self.dial.insert(key)
@@ -752,14 +781,12 @@ class MainWindow(QMainWindow):
             and call is not None
         ):
             self._incoming(call)
-        self._ring()
         if event.state is CallState.ENDED:
             if event.cause is EndCause.MISSED and self.tray is not None:
                 self.tray.notify("Missed call", f"{event.name} called ({event.peer})")
             spawn(self.reload_history())
-            if call is not None and self.kit is not None:
-                spawn(self.kit.forget(call))
-            QTimer.singleShot(ENDED_LINGER_MS, lambda: self._drop_call(event.call))
+            # With the window as context: a window gone before the timer fires cancels it.
+            QTimer.singleShot(ENDED_LINGER_MS, self, lambda: self._drop_call(event.call))
 
     def _add_call(self, call: PhoneCall) -> CallWidget:
         from app.gui.call_widget import CallWidget
@@ -790,19 +817,43 @@ class MainWindow(QMainWindow):
             who = call.name if call.verified else f"{call.name} (not verified)"
             self.tray.notify("Incoming call", f"{who} is calling")
 
-    def _ring(self) -> None:
-        if self.kit is None:
-            return
-        ringing = any(
-            w.call.direction is CallDirection.INCOMING and w.call.state is CallState.RINGING
-            for w in self.call_widgets.values()
-        )
-        self.kit.ring(ringing)
-
     def _on_remote_hold(self, event: CallRemoteHold) -> None:
         widget = self.call_widgets.get(event.call)
         if widget is not None:
             widget.on_remote_hold(event)
+
+    def _on_quality(self, event: CallQuality) -> None:
+        widget = self.call_widgets.get(event.call)
+        if widget is not None:
+            widget.on_quality(event)
+
+    def _on_media(self, event: CallMedia) -> None:
+        widget = self.call_widgets.get(event.call)
+        if widget is not None:
+            widget.on_media(event)
+
+    def _on_dtmf(self, event: DtmfReceived) -> None:
+        widget = self.call_widgets.get(event.call)
+        if widget is not None:
+            widget.on_dtmf(event)
+
+    def _on_key_changed(self, event: KeyChanged) -> None:
+        """Someone came with another key than the one pinned for them: not the person
+        first seen under that name, or the same person on a new device. The user decides."""
+        name = short_name(event.aor, self.phone.display_name_of(event.aor) if self.phone else "")
+        self.key_warning.setText(
+            f"{name}'s key has changed ({event.node_id.hex()[:8]}, was {event.pinned_node_id.hex()[:8]}): "
+            "it may be someone else using the name. Accept the new key only if you know why it changed."
+        )
+        self.key_warning_aor = event.aor
+        self.key_banner.show()
+        if self.tray is not None:
+            self.tray.notify("Key changed", f"{name}'s key is not the one first seen")
+
+    def accept_key(self) -> None:
+        if self.phone is not None and self.key_warning_aor:
+            self.phone.accept_key(self.key_warning_aor)
+        self.key_banner.hide()
 
     # ================================================================ messages
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from app.bench.overlay_harness import ProvisionedOverlay, provision_overlay
-from app.media.session import AudioOptions, MediaSession
 from app.peer import build_node, peer_setup
 from app.phone.network import NetworkOptions
 from app.phone.service import Phone, PhoneOptions
@@ -25,11 +24,6 @@ from reload_core.node.node import Node
 from reload_core.wire.addresses import IpAddressPort
 
 OVERLAY = "example.p2psip.test"
-
-
-def silent_media() -> Any:
-    """A session factory for phones with no sound device: aiortc audio, silence sent."""
-    return MediaSession.factory(audio=AudioOptions(use_devices=False))
 
 
 class SampleOverlay:
@@ -74,7 +68,9 @@ class SampleOverlay:
 
     def options(self, **overrides: Any) -> PhoneOptions:
         network = overrides.pop("network", NetworkOptions(join_timeout=20.0, retry_first=0.5, retry_max=2.0))
-        overrides.setdefault("session_factory", silent_media())
+        # Real call audio (aiortc) without a sound device: silence is sent.
+        overrides.setdefault("media", True)
+        overrides.setdefault("use_devices", False)
         return PhoneOptions(network=network, **overrides)
 
     async def phone(self, user: str, *, start: bool = True, **overrides: Any) -> Phone:
@@ -97,4 +93,4 @@ class SampleOverlay:
         self.overlay.close()
 
 
-__all__ = ["OVERLAY", "SampleOverlay", "silent_media"]
+__all__ = ["OVERLAY", "SampleOverlay"]

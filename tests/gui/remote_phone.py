@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import sys
 
-from app.media.session import AudioOptions, MediaSession
 from app.phone.events import (
     CallStateChanged,
     MessageReceived,
@@ -43,7 +42,8 @@ async def main(profile: str) -> int:
     options = PhoneOptions(
         timers=TimerConfig(t4=1.0, timer_d=2.0),
         network=NetworkOptions(join_timeout=20.0, retry_first=0.5, retry_max=2.0),
-        session_factory=MediaSession.factory(audio=AudioOptions(use_devices=False)),
+        media=True,
+        use_devices=False,
     )
     try:
         phone = await Phone.open(profile, options=options)

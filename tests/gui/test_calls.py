@@ -9,10 +9,11 @@ from pytestqt.qtbot import QtBot
 
 from app.gui.call_widget import CallWidget
 from app.phone.calls import CallState, EndCause
+from app.phone.events import CallMedia, DtmfReceived
 from app.phone.store import CallDirection as HistoryDirection
 from tests.gui.helpers import until
-from tests.gui.phones import GuiPhone, silent_media
-from tests.phone.phone_lab import OVERLAY, WAIT, PhoneLab
+from tests.gui.phones import MEDIA, GuiPhone
+from tests.phone.phone_lab import OVERLAY, WAIT, Events, PhoneLab
 
 
 def _only_call(gui: GuiPhone) -> CallWidget:
@@ -24,8 +25,10 @@ def _only_call(gui: GuiPhone) -> CallWidget:
 async def test_call_a_buddy_with_one_key_hold_hang_up_and_call_back(
     qtbot: QtBot, lab: PhoneLab, gui: GuiPhone
 ) -> None:
-    bob = await lab.open("bob", session_factory=silent_media())
+    bob = await lab.open("bob", **MEDIA)
     window = gui.window
+    media: list[CallMedia] = []
+    window.bridge.callMedia.connect(media.append)
     await gui.phone.add_buddy("bob", "Bob")
     await until(lambda: window.buddy_filter.rowCount() == 1, window.bridge.buddies)
     # One key: select the buddy, Return calls.
@@ -42,9 +45,23 @@ async def test_call_a_buddy_with_one_key_hold_hang_up_and_call_back(
     await until(lambda: widget.call.state is CallState.CONNECTED, window.bridge.callState)
     assert widget.status.text() == "0:00" and widget.clock.isActive()
     assert widget.hangup_button.isEnabled() and widget.hold_button.isEnabled()
-    assert widget.audio is not None and widget.mute_button.isEnabled()  # aiortc audio, muted on demand
+    assert widget.audio is not None and widget.mute_button.isEnabled()  # the phone's aiortc audio
+    # The keypad sends tones bob's phone hears (RFC 4733, or SIP INFO), once the call's
+    # media is up (ICE and DTLS-SRTP take a moment after the 200 OK).
+    await until(lambda: any(e.what == "first-audio" for e in media), window.bridge.callMedia, what="audio")
+    bob_events = Events(bob)
+    qtbot.mouseClick(widget.keypad_button, Qt.MouseButton.LeftButton)
+    assert widget.keypad.isVisible()
+    for key in "5#":
+        qtbot.mouseClick(widget.keypad.buttons[key], Qt.MouseButton.LeftButton)
+        await bob_events.wait(DtmfReceived, lambda e, key=key: e.digit == key)
+    assert [e.digit for e in bob_events.of(DtmfReceived)] == ["5", "#"]
+    assert widget.sent_tones.text() == "Sent: 5#"
     qtbot.mouseClick(widget.mute_button, Qt.MouseButton.LeftButton)
-    assert widget.audio.muted and widget.mute_button.text() == "Unmute"
+    assert widget.call.muted and widget.mute_button.text() == "Unmute"
+    # Quality samples come as events: the bars light up.
+    await until(lambda: widget.quality.mos is not None, window.bridge.callQuality, what="a quality sample")
+    assert 1.0 <= widget.quality.mos <= 5.0 and widget.quality.bars >= 1
     # Hold: a re-INVITE with sendonly; the button says Resume.
     qtbot.mouseClick(widget.hold_button, Qt.MouseButton.LeftButton)
     await until(lambda: widget.call.state is CallState.HELD, window.bridge.callState, what="held")
@@ -82,7 +99,7 @@ async def test_call_a_buddy_with_one_key_hold_hang_up_and_call_back(
 
 async def test_echo_test_is_one_click_away(qtbot: QtBot, lab: PhoneLab, gui: GuiPhone) -> None:
     # The overlay's echo service: a phone of user "echo" that answers every call.
-    echo = await lab.open("echo", auto_answer=True, session_factory=silent_media())
+    echo = await lab.open("echo", echo=True, **MEDIA)  # p2psip phone --echo, as its operator runs it
     window = gui.window
     qtbot.mouseClick(window.echo_button, Qt.MouseButton.LeftButton)
     await until(lambda: window.call_widgets, window.bridge.callState)

@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 from app.gui.formatting import Presence
 from app.phone.events import PhoneState
 from tests.gui.helpers import until
-from tests.gui.phones import GuiPhone, silent_media
+from tests.gui.phones import MEDIA, GuiPhone
 from tests.phone.phone_lab import OVERLAY, PhoneLab
 
 
@@ -45,7 +45,7 @@ async def test_add_a_buddy_and_see_them_come_online(qtbot: QtBot, lab: PhoneLab,
         what="bob offline",
     )
     # bob's phone registers: the list says so.
-    await lab.open("bob", session_factory=silent_media())
+    await lab.open("bob", **MEDIA)
     await until(
         lambda: window.buddy_model.buddies[0].presence is Presence.ONLINE,
         window.bridge.presence,
