@@ -130,11 +130,21 @@ class PhoneProcess:
         """Every event of ``kind`` matching ``where`` so far (used or not)."""
         return [e for e in self.events if e["event"] == kind and where(e)]
 
+    def mark(self) -> int:
+        """Where the events stand now: ``expect(..., after=mark)`` looks only at later ones."""
+        return len(self.events)
+
     async def expect(
-        self, kind: str, where: Callable[[Event], bool] = lambda e: True, timeout: float = WAIT
+        self,
+        kind: str,
+        where: Callable[[Event], bool] = lambda e: True,
+        timeout: float = WAIT,
+        *,
+        after: int = 0,
     ) -> Event:
-        """The first event of ``kind`` matching ``where`` that no earlier call returned."""
-        scanned = 0
+        """The first event of ``kind`` matching ``where`` that no earlier call returned
+        (of those from index ``after`` on)."""
+        scanned = after
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
         while True:

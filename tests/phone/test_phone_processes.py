@@ -77,12 +77,15 @@ def calls(phone: PhoneProcess, number: int) -> list[str]:
 
 async def dial(caller: PhoneProcess, callee: PhoneProcess, target: str) -> tuple[int, int]:
     """``caller`` dials ``target``; the call rings at ``callee``: (caller's id, callee's id)."""
+    mark, callee_mark = caller.mark(), callee.mark()
     await caller.send(f"call {target}")
     out = await caller.expect(
-        "CallStateChanged", lambda e: e["previous"] is None and e["direction"] == "outgoing"
+        "CallStateChanged", lambda e: e["previous"] is None and e["direction"] == "outgoing", after=mark
     )
     ringing = await callee.expect(
-        "CallStateChanged", lambda e: e["previous"] is None and e["direction"] == "incoming"
+        "CallStateChanged",
+        lambda e: e["previous"] is None and e["direction"] == "incoming",
+        after=callee_mark,
     )
     assert ringing["state"] == "ringing", ringing
     await caller.call_state("ringing", lambda e: e["call"] == out["call"])
@@ -160,8 +163,9 @@ async def test_call_answer_hang_up_reject_cancel_and_unknown(lab: Lab) -> None:
     assert missed["cause"] == "missed"
 
     # Nobody has the name.
+    mark = alice.mark()
     await alice.send("call nobody")
-    new = await alice.expect("CallStateChanged", lambda e: e["previous"] is None)
+    new = await alice.expect("CallStateChanged", lambda e: e["previous"] is None, after=mark)
     ended = await alice.call_state("ended", lambda e: e["call"] == new["call"])
     assert (ended["cause"], ended["words"]) == ("not online", "nobody is not online")
 
@@ -191,15 +195,16 @@ async def test_do_not_disturb_and_forwarding(lab: Lab) -> None:
 
     await bob.send("dnd on")
     assert (await bob.expect("SettingsChanged"))["settings"]["do_not_disturb"] is True
+    mark, bob_mark = alice.mark(), bob.mark()
     await alice.send("call bob")
-    new = await alice.expect("CallStateChanged", lambda e: e["previous"] is None)
+    new = await alice.expect("CallStateChanged", lambda e: e["previous"] is None, after=mark)
     ended = await alice.call_state("ended", lambda e: e["call"] == new["call"])
     assert (ended["cause"], ended["words"], ended["sip_status"]) == (
         "do not disturb",
         "Bob does not want to be disturbed",
         480,
     )
-    refused = await bob.expect("CallStateChanged", lambda e: e["previous"] is None)
+    refused = await bob.expect("CallStateChanged", lambda e: e["previous"] is None, after=bob_mark)
     assert refused["state"] == "ended" and refused["cause"] == "do not disturb"
     await bob.send("dnd off")
     assert (await bob.expect("SettingsChanged"))["settings"]["do_not_disturb"] is False
@@ -217,12 +222,15 @@ async def test_do_not_disturb_and_forwarding(lab: Lab) -> None:
     await bob.expect("SettingsChanged", lambda e: e["settings"]["forward_always"] is None)
     await bob.send("forward no-answer carol")
     await bob.expect("SettingsChanged", lambda e: e["settings"]["forward_no_answer"] == aor("carol"))
+    carol_mark = carol.mark()
     mine, at_bob = await dial(alice, bob, "bob")
     redirected = await alice.expect("CallRedirected", lambda e: e["call"] == mine, timeout=60)
     assert redirected["target"] == aor("carol")
     forwarded = await bob.call_state("ended", lambda e: e["call"] == at_bob)
     assert (forwarded["cause"], forwarded["words"]) == ("forwarded", "forwarded to carol (no answer)")
-    at_carol = (await carol.expect("CallStateChanged", lambda e: e["previous"] is None))["call"]
+    at_carol = (await carol.expect("CallStateChanged", lambda e: e["previous"] is None, after=carol_mark))[
+        "call"
+    ]
     await carol.send(f"answer {at_carol}")
     await alice.call_state("connected", lambda e: e["call"] == mine)
     await hang_up(alice, mine, carol, at_carol)
@@ -233,12 +241,15 @@ async def test_do_not_disturb_and_forwarding(lab: Lab) -> None:
     await bob.send("forward busy carol")
     await bob.expect("SettingsChanged", lambda e: e["settings"]["forward_busy"] == aor("carol"))
     first, at_bob = await connect(carol, bob, "bob")
+    mark, carol_mark = alice.mark(), carol.mark()
     await alice.send("call bob")
-    mine = (await alice.expect("CallStateChanged", lambda e: e["previous"] is None))["call"]
+    mine = (await alice.expect("CallStateChanged", lambda e: e["previous"] is None, after=mark))["call"]
     await alice.expect("CallRedirected", lambda e: e["call"] == mine)
     busy = await bob.expect("CallStateChanged", lambda e: e["cause"] == "forwarded")
     assert busy["words"] == "forwarded to carol (you were busy)"
-    at_carol = (await carol.expect("CallStateChanged", lambda e: e["previous"] is None))["call"]
+    at_carol = (await carol.expect("CallStateChanged", lambda e: e["previous"] is None, after=carol_mark))[
+        "call"
+    ]
     await carol.send(f"answer {at_carol}")  # carol's call with bob is held first
     await alice.call_state("connected", lambda e: e["call"] == mine)
     await carol.call_state("held", lambda e: e["call"] == first)
@@ -260,8 +271,9 @@ async def test_transfer_and_two_calls_one_held(lab: Lab) -> None:
 
     # Blind transfer (RFC 3515): alice hands bob over to carol.
     mine, at_bob = await connect(alice, bob, "bob")
+    carol_mark = carol.mark()
     await alice.send(f"transfer {mine} carol")
-    at_carol = await carol.expect("CallStateChanged", lambda e: e["previous"] is None)
+    at_carol = await carol.expect("CallStateChanged", lambda e: e["previous"] is None, after=carol_mark)
     assert at_carol["peer"] == aor("bob") and at_carol["verified"] is True
     await carol.send(f"answer {at_carol['call']}")
     final = await alice.expect("TransferUpdate", lambda e: e["final"])
@@ -383,7 +395,10 @@ async def test_a_taken_name_is_refused(lab: Lab) -> None:
     bob, alice = lab.phones["bob"], lab.phones["alice"]
     mine, theirs = await dial(bob, alice, "alice")
     await bob.send(f"hangup {mine}")
-    await alice.call_state("ended", lambda e: e["call"] == theirs)
+    try:
+        await alice.call_state("ended", lambda e: e["call"] == theirs)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nbob: {bob.describe()}") from None
 
 
 async def test_a_buddy_back_with_another_key_is_flagged(lab: Lab) -> None:

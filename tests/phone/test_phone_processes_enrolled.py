@@ -44,9 +44,12 @@ async def lab(tmp_path_factory: pytest.TempPathFactory, interface_address: str) 
 
 
 async def connect(caller: PhoneProcess, callee: PhoneProcess, target: str) -> tuple[int, int]:
+    mark, callee_mark = caller.mark(), callee.mark()
     await caller.send(f"call {target}")
-    mine = (await caller.expect("CallStateChanged", lambda e: e["previous"] is None))["call"]
-    theirs = (await callee.expect("CallStateChanged", lambda e: e["previous"] is None))["call"]
+    mine = (await caller.expect("CallStateChanged", lambda e: e["previous"] is None, after=mark))["call"]
+    theirs = (await callee.expect("CallStateChanged", lambda e: e["previous"] is None, after=callee_mark))[
+        "call"
+    ]
     await callee.send(f"answer {theirs}")
     await caller.call_state("connected", lambda e: e["call"] == mine)
     await callee.call_state("connected", lambda e: e["call"] == theirs)
