@@ -91,6 +91,7 @@ class PhoneWindows(QObject):
         self.settings_window: SettingsWindow | None = None
         self.overlay_window: OverlayPanel | None = None
         self.start_minimised = False
+        self.saving: asyncio.Future[None] | None = None  # the last choice being stored
 
     @classmethod
     async def for_phone(
@@ -158,7 +159,14 @@ class PhoneWindows(QObject):
                 ),
                 ("Profile folder", str(profile.directory)),
             ]
-            window = SettingsWindow(self.phone.settings, self._save_settings, self.kit, lines)
+            window = SettingsWindow(
+                self.phone.settings,
+                self._save_settings,
+                self.kit,
+                lines,
+                start_minimised=self.start_minimised,
+            )
+            window.startMinimisedChanged.connect(self._start_minimised_changed)
             window.setWindowFlag(Qt.WindowType.Window)
             window.echoTestRequested.connect(self.window.echo_test)
             self.settings_window = window
@@ -190,6 +198,9 @@ class PhoneWindows(QObject):
             self.overlay_window = panel
         self.overlay_window.show()
         self.overlay_window.raise_()
+
+    def _start_minimised_changed(self, on: bool) -> None:
+        self.saving = spawn(self.set_start_minimised(on))
 
     async def set_start_minimised(self, on: bool) -> None:
         self.start_minimised = on

@@ -57,6 +57,8 @@ class SettingsWindow(QWidget):
 
     echoTestRequested = Signal()
     saved = Signal(object)  # Settings
+    startMinimisedChanged = Signal(bool)
+    refused = Signal(str)  # the phone's reason
 
     def __init__(
         self,
@@ -65,6 +67,8 @@ class SettingsWindow(QWidget):
         kit: MediaKit | None,
         profile: list[tuple[str, str]],
         parent: QWidget | None = None,
+        *,
+        start_minimised: bool = False,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("P2PSIP Phone: settings")
@@ -75,6 +79,7 @@ class SettingsWindow(QWidget):
         self.kit = kit
         self._capture: CaptureStream | None = None
         self._level_task: asyncio.Future[None] | None = None
+        self._start_minimised = start_minimised
         tabs = QTabWidget()
         tabs.setAccessibleName("Settings pages")
         tabs.addTab(self._audio_tab(), icon("speaker"), "&Audio")
@@ -177,6 +182,11 @@ class SettingsWindow(QWidget):
         self.auto_answer.setAccessibleName("Auto-answer")
         form.addRow(self.do_not_disturb)
         form.addRow(self.auto_answer)
+        self.start_minimised = QCheckBox("Start minimised, in the tray (the phone still takes calls)")
+        self.start_minimised.setAccessibleName("Start minimised")
+        self.start_minimised.setChecked(self._start_minimised)
+        self.start_minimised.toggled.connect(self.startMinimisedChanged)
+        form.addRow(self.start_minimised)
         layout.addWidget(answering)
         forwarding = QGroupBox("Forwarding")
         form2 = QFormLayout(forwarding)
@@ -311,6 +321,7 @@ class SettingsWindow(QWidget):
         except Exception as exc:  # the phone's PhoneError: one line for the user
             self.error.setText(f"Not saved: {exc}")
             self.error.show()
+            self.refused.emit(str(exc))
             return
         finally:
             self.save_button.setEnabled(True)
