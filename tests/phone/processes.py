@@ -282,12 +282,8 @@ class EnrolledOverlay:
     peer by socket activation (``LISTEN_FDS``), so no other process can take the port."""
 
     def __init__(self, root: Path, name: str = "phones.p2psip.test") -> None:
+        from app.bench.overlay_harness import provision_overlay
         from reload_core.config import DomainRestriction, default_kinds
-
-        try:
-            from app.bench.overlay_harness import provision_overlay
-        except ImportError:  # before the harness moved under app.bench
-            from app.overlay_harness import provision_overlay  # type: ignore[no-redef]
 
         self.root = root
         self.name = name
