@@ -113,3 +113,35 @@ async def test_echo_test_is_one_click_away(qtbot: QtBot, lab: PhoneLab, gui: Gui
     qtbot.mouseClick(widget.hangup_button, Qt.MouseButton.LeftButton)
     await until(lambda: not widget.call.live, window.bridge.callState)
     assert widget.call.cause is EndCause.HUNG_UP
+
+
+async def test_two_calls_one_active_the_other_held(qtbot: QtBot, lab: PhoneLab, gui: GuiPhone) -> None:
+    await lab.open("bob", auto_answer=True, **MEDIA)
+    await lab.open("carol", auto_answer=True, **MEDIA)
+    window = gui.window
+    window.place_call("bob")
+    await until(lambda: len(window.call_widgets) == 1, window.bridge.callState)
+    (first,) = window.call_widgets.values()
+    await until(lambda: first.call.state is CallState.CONNECTED, window.bridge.callState, what="bob answers")
+    # A second call puts the first on hold: one call is active at a time.
+    window.place_call("carol")
+    await until(lambda: len(window.call_widgets) == 2, window.bridge.callState)
+    second = next(w for w in window.call_widgets.values() if w is not first)
+    await until(
+        lambda: second.call.state is CallState.CONNECTED and first.call.state is CallState.HELD,
+        window.bridge.callState,
+        what="carol answers, bob held",
+    )
+    assert first.hold_button.text() == "Resume" and first.status.text().startswith("On hold")
+    assert window.active_call_widget() is second
+    # Resuming bob holds carol.
+    qtbot.mouseClick(first.hold_button, Qt.MouseButton.LeftButton)
+    await until(
+        lambda: first.call.state is CallState.CONNECTED and second.call.state is CallState.HELD,
+        window.bridge.callState,
+        what="bob back, carol held",
+    )
+    assert window.active_call_widget() is first
+    for widget in (first, second):
+        qtbot.mouseClick(widget.hangup_button, Qt.MouseButton.LeftButton)
+    await until(lambda: not first.call.live and not second.call.live, window.bridge.callState)
