@@ -55,9 +55,8 @@ class Phones:
             if not name.startswith("relay")
         ]
 
-    @property
-    def total_fetches(self) -> int:
-        return self.ring.total_fetches
+    def fetches_of(self, *users: str) -> int:
+        return self.ring.fetches_of(*users)
 
     async def close(self) -> None:
         for endpoint in self.endpoints:

@@ -244,12 +244,12 @@ async def test_a_domain_the_overlay_does_not_serve(ecdsa_ca: EcdsaCA, interface_
     phones = Phones(ecdsa_ca, restricted)
     try:
         (alice,) = await phones.phones("relay", "alice")
-        before = phones.total_fetches
+        before = phones.fetches_of("zed@elsewhere.example")
         with pytest.raises(NotReachable) as outside:
             await alice.call("sip:zed@elsewhere.example")
         assert outside.value.outcome is Outcome.DOMAIN_NOT_SERVED
         assert "domain 'elsewhere.example' is not served by this overlay" in str(outside.value)
-        assert phones.total_fetches == before
+        assert phones.fetches_of("zed@elsewhere.example") == before
     finally:
         await phones.close()
 
@@ -289,7 +289,7 @@ async def test_a_forwarding_loop_is_a_clear_error(phones: Phones) -> None:
 
 async def test_a_gruu_call_needs_no_fetch(phones: Phones) -> None:
     alice, bob = await phones.phones("relay", "alice", "bob")
-    before = phones.total_fetches
+    before = phones.fetches_of("bob")
     call = await alice.call(bob.gruu)
     reach = alice.reach_of(call)
     assert reach is not None and reach.resolution.outcome is Outcome.GRUU and reach.resolution.fetches == 0
@@ -297,7 +297,7 @@ async def test_a_gruu_call_needs_no_fetch(phones: Phones) -> None:
     assert incoming.incoming is not None and incoming.incoming.request_uri == bob.gruu
     await incoming.answer()
     await call.wait_answered(WAIT)
-    assert phones.total_fetches == before
+    assert phones.fetches_of("bob") == before
     call.hangup()
     assert (await ended(incoming)).reason is EndReason.REMOTE_HANGUP
 

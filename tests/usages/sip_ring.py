@@ -24,9 +24,9 @@ from reload_core.node.attach_ice import IceAttachManager, install_ice
 from reload_core.node.requests import IncomingRequest
 from reload_core.security.signing import Signer
 from reload_core.storage import Storage
-from reload_core.usages.sip import ResolverLimits, SipUsage, sip_access_policy
+from reload_core.usages.sip import ResolverLimits, SipUsage, parse_aor, sip_access_policy
 from reload_core.wire.codes import MessageCode
-from reload_core.wire.storage import FetchAns
+from reload_core.wire.storage import FetchAns, FetchReq
 from tests.storage.ring import StorageRing
 from tests.storage.support import NOW, OVERLAY, Identity, TestCA
 from tests.storage.test_tls import tls
@@ -79,6 +79,7 @@ class SipRing:
         self.managers: dict[bytes, IceAttachManager] = {}
         self.usages: list[SipUsage] = []
         self.fetches: dict[bytes, int] = {}
+        self.fetched: list[bytes] = []  # the Resource-ID of every FetchReq answered, in order
         self.ring = StorageRing(
             ca, transport=tls, access=sip_access_policy(self.config), prepare=self._prepare
         )
@@ -97,6 +98,8 @@ class SipRing:
 
         def on_fetch(request: IncomingRequest) -> FetchAns:
             self.fetches[node_id] += 1
+            if isinstance(request.body, FetchReq):
+                self.fetched.append(request.body.resource)
             return service.on_fetch(request)
 
         storage.node.register_handler(MessageCode.fetch_req, on_fetch)
@@ -129,6 +132,13 @@ class SipRing:
     @property
     def total_fetches(self) -> int:
         return sum(self.fetches.values())
+
+    def fetches_of(self, *users: str) -> int:
+        """FetchReqs answered for these users' AoRs. Replication (§10.4) and the certificate
+        store (§11.3.1) fetch in the background, so a test about the SIP usage counts only
+        the AoRs' resources."""
+        resources = {parse_aor(u if "@" in u else aor(u)).resource_id() for u in users}
+        return sum(1 for r in self.fetched if r in resources)
 
     async def close(self) -> None:
         for usage in self.usages:

@@ -90,7 +90,8 @@ async def test_storing_peers_refuse_what_rfc_7904_forbids(ring: SipRing) -> None
 
 async def test_our_own_store_is_checked_before_it_is_sent(ring: SipRing) -> None:
     _, alice, eve = await ring.peers("relay", "alice", "eve@elsewhere.example")
-    before = ring.total_fetches
+    users = ("alice", "bob", "eve@elsewhere.example")
+    before = ring.fetches_of(*users)
     with pytest.raises(RegistrationRefused) as other:
         await alice.register(aor("bob"))
     assert other.value.code == ErrorCode.Error_Forbidden
@@ -106,7 +107,7 @@ async def test_our_own_store_is_checked_before_it_is_sent(ring: SipRing) -> None
     with pytest.raises(RegistrationRefused, match="cannot forward to itself"):
         await alice.forward(None, f"sips:{aor('alice')}")
     assert not alice.registrations and not eve.registrations
-    assert ring.total_fetches == before
+    assert ring.fetches_of(*users) == before
 
 
 async def test_without_patterns_only_the_overlays_domain(ca: TestCA) -> None:

@@ -299,30 +299,30 @@ async def test_a_gruu_is_resolved_without_a_fetch(make_ring: Callable[..., SipRi
     assert gruu.startswith(f"sip:{ALICE};gr=")
     assert parse_gruu(gruu).destination_list == alice.destination_list()
 
-    before, made = ring.total_fetches, bob.resolver.fetches
+    before, made = ring.fetches_of(ALICE), bob.resolver.fetches
     direct = await bob.resolve(gruu)
     assert direct.outcome is Outcome.GRUU and direct.fetches == 0
     assert [c.node_id for c in direct.contacts] == [alice.node_id]
     assert direct.contacts[0].gruu == gruu
-    assert ring.total_fetches == before and bob.resolver.fetches == made
+    assert ring.fetches_of(ALICE) == before and bob.resolver.fetches == made
     assert direct.describe() == f"{gruu} is a GRUU: directly to node {alice.node_id.hex()} (RFC 7904 §6)"
     # The same AoR without its gr parameter is fetched (and the peers count it).
     assert (await bob.resolve(ALICE)).fetches == 1
-    assert ring.total_fetches == before + 1
+    assert ring.fetches_of(ALICE) == before + 1
 
 
 async def test_domain_not_served(make_ring: Callable[..., SipRing]) -> None:
     restricted = configuration(DomainRestriction(True, (r"storage\.test\.example",)))
     ring = make_ring(config=restricted)
     _, alice, bob = await ring.peers("relay", "alice", "bob")
-    before = ring.total_fetches
+    before = ring.fetches_of("zed@elsewhere.example")
     outside = await bob.resolve("sip:zed@elsewhere.example")
     assert outside.outcome is Outcome.DOMAIN_NOT_SERVED and outside.fetches == 0
     assert outside.describe() == (
         "sip:zed@elsewhere.example: domain 'elsewhere.example' is not served by this overlay, which admits "
         r"domains matching storage\.test\.example (RFC 7904 §3.4, §4.1)"
     )
-    assert ring.total_fetches == before
+    assert ring.fetches_of("zed@elsewhere.example") == before
     # A pattern matches the whole domain, not a part of it.
     assert (await bob.resolve(f"sip:zed@x{DOMAIN}")).outcome is Outcome.DOMAIN_NOT_SERVED
     assert (await bob.resolve(f"sip:zed@{DOMAIN}.evil.org")).outcome is Outcome.DOMAIN_NOT_SERVED
