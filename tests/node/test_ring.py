@@ -101,7 +101,9 @@ async def test_silent_failure_is_detected_by_the_link_layer(pki: OverlayPki) -> 
         victim = nodes[1]
         quick.nodes.remove(victim)
         quick.endpoint(victim).endpoint.crash(fin=False)
-        await quick.converge(timeout=20.0)
+        # On a loaded machine a live link can miss its 1 s failure timeout too; that peer is
+        # then held down for §10.7.1's 30 s before the ring takes it back, so allow for it.
+        await quick.converge(timeout=45.0)
         await ping_all_pairs(quick.nodes)
     finally:
         await quick.close()
