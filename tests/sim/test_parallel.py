@@ -16,6 +16,8 @@ from reload_core.sim.parallel import WorkerFailed
 
 from .test_simulation import MACHINE, SMALL
 
+pytestmark = pytest.mark.multinode  # worker processes
+
 CHURN = replace(SMALL, nodes=40, workers=2, session_minutes=10.0, settle=60.0, duration=300.0, lookups=150)
 
 
