@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import ssl
 
-import aiohttp
-
 
 def http_error_words(exc: BaseException) -> str:
     """One line saying what went wrong with an HTTPS request."""
+    import aiohttp  # here, not at the top: only HTTPS users of this module load it (issue 14)
+
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return (
             f"the server {exc.host}:{exc.port} is not trusted: "

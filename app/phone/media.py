@@ -41,14 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import numpy as np
-from aiortc import RTCIceServer
-
-from app.media.aec import CaptureProcessor, ProcessingSettings, processing_unavailable
-from app.media.audio import Samples, silence
-from app.media.devices import AudioDevice, AudioDeviceError, list_devices
-from app.media.dtmf_call import DtmfEvent, DtmfMethod, DtmfReceived
-from app.media.dtmf_session import SessionDtmf
 from app.media.events import (
     DeviceChanged,
     DeviceUnavailable,
@@ -57,16 +49,24 @@ from app.media.events import (
     MediaEvent,
     MediaFailed,
 )
-from app.media.quality import CallQuality, QualityMonitor
-from app.media.session import AudioOptions, MediaSession
-from app.media.tones import TonePlayer
 from app.phone.store import Settings
 from app.sip.sdp import SessionHandler
 
 if TYPE_CHECKING:
+    # The media stack (aiortc, PyAV, numpy: ~40 MB) is imported where a call's media is
+    # made, not here: an idle phone imports this module but has no call (issue 14).
     from collections.abc import Coroutine
     from typing import Any, Protocol
 
+    from aiortc import RTCIceServer
+
+    from app.media.audio import Samples
+    from app.media.devices import AudioDevice
+    from app.media.dtmf_call import DtmfEvent, DtmfMethod
+    from app.media.dtmf_session import SessionDtmf
+    from app.media.quality import CallQuality, QualityMonitor
+    from app.media.session import MediaSession
+    from app.media.tones import TonePlayer
     from app.phone.phone_call import PhoneCall
 
     class CallPhone(Protocol):
@@ -98,6 +98,8 @@ BUSY_SECONDS: Final = 3.0
 
 def dbfs(samples: Samples) -> float:
     """The level of a frame in dBFS (full scale 32768), floored at -60."""
+    import numpy as np  # a frame exists: numpy is loaded already
+
     if not len(samples):
         return FLOOR_DB
     rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
@@ -139,6 +141,8 @@ class EchoProcessor:
             self._line.popleft()
 
     def process_capture(self, frame: Samples) -> Samples:
+        from app.media.audio import silence
+
         if len(self._line) > self.frames:
             out = self._line.popleft()
             if len(out) == len(frame):
@@ -206,6 +210,8 @@ class CallAudio:
         return await self.dtmf.send(digits)
 
     def start_quality(self, interval: float = QUALITY_INTERVAL) -> None:
+        from app.media.quality import QualityMonitor
+
         if self.quality is None:
             self.quality = QualityMonitor(self.session.stats, self._quality, interval=interval)
             self.quality.start()
@@ -258,11 +264,37 @@ class MediaKit:
         self.overlay_ice_servers: list[RTCIceServer] = []  # TURN-SERVICE (§9), set by the phone
         self.notice: MediaNotice | None = None
         self._audio: dict[int, CallAudio] = {}  # id(MediaSession) -> its controls
-        self.ringer = TonePlayer(settings.ringer_device or settings.output_device, use_devices=use_devices)
-        self.tester = TonePlayer(settings.output_device, use_devices=use_devices)
-        self.tones = TonePlayer(settings.output_device, use_devices=use_devices)
+        self._players: dict[str, TonePlayer] = {}  # made on first use: they load the media stack
         self._busy_until: asyncio.TimerHandle | None = None
         self._switching: set[asyncio.Task[None]] = set()
+
+    def _player(self, role: str) -> TonePlayer:
+        player = self._players.get(role)
+        if player is None:
+            from app.media.tones import TonePlayer
+
+            player = TonePlayer(self._device_of(role), use_devices=self.use_devices)
+            self._players[role] = player
+        return player
+
+    def _device_of(self, role: str) -> str | None:
+        s = self.settings
+        return (s.ringer_device or s.output_device) if role == "ringer" else s.output_device
+
+    @property
+    def ringer(self) -> TonePlayer:
+        """The ringtone's player (the ringing device, else the output device)."""
+        return self._player("ringer")
+
+    @property
+    def tester(self) -> TonePlayer:
+        """The settings' sound test on the output device."""
+        return self._player("tester")
+
+    @property
+    def tones(self) -> TonePlayer:
+        """Ringback and busy on the output device."""
+        return self._player("tones")
 
     def update(self, settings: Settings) -> None:
         """New settings: they apply to the next call, the ringer at once, and a changed
@@ -279,13 +311,14 @@ class MediaKit:
                         task = loop.create_task(self._switch(audio, switch_input, switch_output))
                         self._switching.add(task)
                         task.add_done_callback(self._switching.discard)
-        self.ringer.device = settings.ringer_device or settings.output_device
-        self.tester.device = settings.output_device
-        self.tones.device = settings.output_device
+        for role, player in self._players.items():
+            player.device = self._device_of(role)
 
     async def _switch(self, audio: CallAudio, switch_input: bool, switch_output: bool) -> None:
         """Move one call to the settings' devices; a device that cannot be opened is told
         (``device-unavailable``) and the call keeps what it had."""
+        from app.media.devices import AudioDeviceError
+
         s = self.settings
         try:
             if switch_input:
@@ -298,12 +331,23 @@ class MediaKit:
     @property
     def echo_cancellation_available(self) -> str | None:
         """None if echo cancellation can run here, else why not."""
+        from app.media.aec import processing_unavailable
+
         return processing_unavailable()
 
     def devices(self) -> list[AudioDevice]:
-        return list_devices() if self.use_devices else []
+        if not self.use_devices:
+            return []
+        from app.media.devices import list_devices
+
+        return list_devices()
 
     def session_factory(self) -> SessionHandler:
+        """A new call's media session: the first one loads the media stack."""
+        from app.media.aec import CaptureProcessor, ProcessingSettings, processing_unavailable
+        from app.media.dtmf_session import SessionDtmf
+        from app.media.session import AudioOptions, MediaSession
+
         s = self.settings
         audio = AudioOptions(
             input=s.input_device,
@@ -356,6 +400,8 @@ class MediaKit:
             self._notice(controls, "media-failed", event.reason)
 
     def _digit(self, controls: CallAudio, event: DtmfEvent) -> None:
+        from app.media.dtmf_call import DtmfReceived
+
         if isinstance(event, DtmfReceived):
             self._notice(controls, "dtmf", f"{event.digit} {event.method.value}")
 
@@ -377,7 +423,7 @@ class MediaKit:
         if on:
             if self.ringer.playing != "ringtone":
                 self.ringer.play("ringtone")
-        else:
+        elif "ringer" in self._players:
             self.ringer.stop()
 
     def call_tone(self, name: str | None) -> None:
@@ -386,7 +432,8 @@ class MediaKit:
             self._busy_until.cancel()
             self._busy_until = None
         if name is None:
-            self.tones.stop()
+            if "tones" in self._players:
+                self.tones.stop()
             return
         if self.tones.playing != name:
             self.tones.play(name)
@@ -395,9 +442,8 @@ class MediaKit:
                 self._busy_until = asyncio.get_running_loop().call_later(BUSY_SECONDS, self.tones.stop)
 
     def close(self) -> None:
-        self.ringer.close()
-        self.tester.close()
-        self.tones.close()
+        for player in self._players.values():
+            player.close()
 
 
 PhoneMedia = MediaKit
@@ -493,6 +539,8 @@ class MediaBinder:
 
 def ice_server(url: str) -> RTCIceServer:
     """``stun:HOST:PORT`` or ``turn:USER:PASSWORD@HOST:PORT`` as an aiortc ICE server."""
+    from aiortc import RTCIceServer
+
     scheme, sep, rest = url.partition(":")
     if not sep or scheme not in ("stun", "turn", "turns"):
         raise ValueError(f"ICE server {url!r}: expected stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT")

@@ -48,10 +48,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiortc import RTCIceServer
-
-from app.media.dtmf_call import DtmfReceived as DtmfDigit
-from app.media.dtmf_call import DtmfReceiver
 from app.peer import PeerSetup, PeerSetupError, peer_setup
 from app.phone.calls import ANSWERED_STATES, CallDirection, CallState, EndCause
 from app.phone.events import (
@@ -601,6 +597,8 @@ class Phone:
             log.info("no TURN server found through the overlay: %s", exc)
             return
         credentials = TurnCredentials(shared_secret=config.shared_secret)
+        from aiortc import RTCIceServer  # the overlay has TURN: calls will need aiortc
+
         servers = []
         for relay in relays(found, credentials, session.node.node_id.hex(), time.time()):
             host, port = relay.address[0], relay.address[1]
@@ -831,6 +829,9 @@ class Phone:
 
     def _info_digit(self, call: PhoneCall, event: InfoReceived) -> None:
         """A DTMF digit in an INFO (RFC 6086, application/dtmf-relay) of a call without media."""
+        from app.media.dtmf_call import DtmfReceived as DtmfDigit
+        from app.media.dtmf_call import DtmfReceiver
+
         received = DtmfReceiver()
         received.add_listener(
             lambda digit: (

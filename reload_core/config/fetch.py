@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import ssl as _ssl
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from reload_core.config.document import MEDIA_TYPE, ConfigError, ConfigErrorReason, OverlayConfiguration
 from reload_core.config.processing import AcceptedConfiguration, accept_configuration
 from reload_core.http_words import http_error_words
 from reload_core.security.keylog import log_keys
+
+if TYPE_CHECKING:
+    # aiohttp (~11 MB) is imported when a document is fetched, not by every node (issue 14).
+    import aiohttp
 
 WELL_KNOWN_PATH = "/.well-known/reload-config"
 DEFAULT_MAX_DOCUMENT_SIZE = 1 << 20
@@ -60,6 +63,8 @@ async def download_configuration(
     parts = urlsplit(url)
     if parts.scheme.lower() != "https" or not parts.hostname:
         raise _fetch_error(f"{url!r} is not an https: URL (§11.2)")
+    import aiohttp
+
     context = log_keys(ssl if ssl is not None else _ssl.create_default_context(cafile=cafile))
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     try:

@@ -10,14 +10,18 @@ caller still has to check that it chains to a ``root-cert`` of the configuration
 from __future__ import annotations
 
 import ssl as _ssl
+from typing import TYPE_CHECKING
 
-import aiohttp
 from cryptography import x509
 from yarl import URL
 
 from reload_core.enrollment.errors import EnrollmentError, EnrollmentToken
 from reload_core.http_words import http_error_words
 from reload_core.security.keylog import log_keys
+
+if TYPE_CHECKING:
+    # aiohttp (~11 MB) is imported when enrolling, not by every node (issue 14).
+    import aiohttp
 
 CERT_MEDIA_TYPE = "application/pkix-cert"
 CSR_MEDIA_TYPE = "application/pkcs10"
@@ -79,6 +83,8 @@ async def enroll(
         raise EnrollmentError(None, f"the enrollment URL must be https: (§11.3), not {enrollment_url!r}")
     if nodeids < 1:
         raise ValueError("nodeids must be at least 1")
+    import aiohttp
+
     form = aiohttp.MultipartWriter("form-data")
     _text_part(form, "username", username)
     _text_part(form, "password", password)
