@@ -40,7 +40,9 @@ def test_bench_phone_small_run_prints_every_figure() -> None:
     figures = json.loads(result.stdout)
     assert (figures["peers"], figures["calls"], figures["buddies"]) == (3, 3, 10)
     assert 0 < figures["dial_to_ringing_ms_p50"] <= figures["dial_to_ringing_ms_p99"] < 10_000
-    assert 10 < figures["idle_rss_mb_no_media"] <= figures["idle_rss_mb"] < 1000
+    # Idle, neither phone has the media stack loaded (issue 14): the two differ by noise only.
+    assert 10 < figures["idle_rss_mb"] < 1000
+    assert abs(figures["idle_rss_mb_no_media"] - figures["idle_rss_mb"]) < 5
     # Ten buddies' first checks (one Fetch each, a Ping for bob) fall in the window.
     assert 0 < figures["presence_requests_per_s"] <= 5
     assert figures["presence_target_met"] is True
