@@ -44,6 +44,7 @@ import numpy as np
 from app.bench.overlay_harness import provision_overlay
 from app.cli import CliError
 from app.cli.figures import report
+from app.cli.processes import proc_status_mb
 from app.media.audio import SAMPLE_RATE, write_wav
 
 TARGETS = {
@@ -71,13 +72,6 @@ def burst_file(path: Path, period: float = 1.0, burst: float = 0.2) -> Path:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -257,7 +251,7 @@ async def bench_call(calls: int, seconds: float, workdir: Path, *, quiet: bool =
             if not quiet:
                 print(f"call {n + 1}/{calls}", file=sys.stderr, flush=True)
             await _one_call(alice, bob, seconds, figures)
-        rss = max(peak_rss_mb(p.proc.pid) for p in phones)
+        rss = max(proc_status_mb(p.proc.pid, "VmHWM") for p in phones)
     finally:
         await asyncio.gather(*(p.close() for p in phones), return_exceptions=True)
         if bootstrap.returncode is None:

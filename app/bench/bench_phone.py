@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.bench.overlay_harness import OverlayHarness, WorkerError, percentile, provision_overlay
+from app.bench.overlay_harness import OverlayHarness, percentile, provision_overlay, run_in_workdir
 from app.cli import CliError
+from app.cli.processes import PhoneProcess, proc_status_mb
 
 PRESENCE_TARGET = 5.0
 RINGING_TARGET_MS = 300.0
@@ -49,82 +46,6 @@ STEP_TIMEOUT = 60.0
 def _progress(quiet: bool, text: str) -> None:
     if not quiet:
         print(text, file=sys.stderr, flush=True)
-
-
-def rss_mb(pid: int) -> float:
-    """A process's resident set (``VmRSS`` of /proc/PID/status) in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-class BenchPhone:
-    """A ``p2psip phone --json`` process driven through its stdin."""
-
-    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        self.name = name
-        self.proc = proc
-        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def start(cls, name: str, profile: Path, *extra: str) -> BenchPhone:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app",
-            "phone",
-            "--json",
-            "--profile",
-            str(profile),
-            *extra,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        return cls(name, proc)
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            with contextlib.suppress(ValueError):
-                self.events.put_nowait(json.loads(line))
-        self.events.put_nowait(None)
-
-    async def expect(self, match: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        try:
-            async with asyncio.timeout(STEP_TIMEOUT):
-                while True:
-                    event = await self.events.get()
-                    if event is None:
-                        raise CliError(f"{self.name}'s phone stopped before {what}")
-                    if event.get("event") == "CommandFailed":
-                        raise CliError(f"{self.name}: {event['command']}: {event['reason']}")
-                    if match(event):
-                        return event
-        except TimeoutError:
-            raise CliError(f"{self.name}: no {what} within {STEP_TIMEOUT:.0f} s") from None
-
-    async def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        await self.proc.stdin.drain()
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(Exception):
-                await self.send("quit")
-            for action in (None, self.proc.terminate, self.proc.kill):
-                if action is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        action()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.proc.wait(), 10)
-                    break
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
 
 
 def _call_event(number: int, state: str) -> Callable[[dict[str, Any]], bool]:
@@ -148,25 +69,27 @@ async def bench_phone(
     alice_profile, bob_profile = overlay.add_profile("alice"), overlay.add_profile("bob")
     carol_profile = overlay.add_profile("carol")
     results: dict[str, Any] = {"peers": peers, "calls": calls, "buddies": buddies}
-    phones: list[BenchPhone] = []
+    phones: list[PhoneProcess] = []
     async with OverlayHarness(overlay, workers=workers) as harness:
         try:
             await harness.start_peers(range(peers))
             await harness.wait_ring()
             _progress(quiet, f"{peers} peers in a settled ring")
-            alice = await BenchPhone.start("alice", alice_profile.directory)
-            bob = await BenchPhone.start("bob", bob_profile.directory)
+            alice = await PhoneProcess.start("alice", alice_profile.directory, step_timeout=STEP_TIMEOUT)
+            bob = await PhoneProcess.start("bob", bob_profile.directory, step_timeout=STEP_TIMEOUT)
             phones += [alice, bob]
             for phone in phones:
                 ready = await phone.expect(lambda e: e.get("event") == "Ready", "Ready")
                 if ready["state"] != "registered":
                     raise CliError(f"{phone.name}'s phone did not register: {ready.get('reason')}")
-            results["idle_rss_mb"] = round(rss_mb(bob.proc.pid), 1)
+            results["idle_rss_mb"] = round(proc_status_mb(bob.proc.pid, "VmRSS"), 1)
             # The same phone without call audio (no aiortc, numpy, PortAudio loaded).
-            carol = await BenchPhone.start("carol", carol_profile.directory, "--no-media")
+            carol = await PhoneProcess.start(
+                "carol", carol_profile.directory, "--no-media", step_timeout=STEP_TIMEOUT
+            )
             phones.append(carol)
             await carol.expect(lambda e: e.get("event") == "Ready", "Ready")
-            results["idle_rss_mb_no_media"] = round(rss_mb(carol.proc.pid), 1)
+            results["idle_rss_mb_no_media"] = round(proc_status_mb(carol.proc.pid, "VmRSS"), 1)
             await carol.stop()
             _progress(quiet, f"phones registered; bob's idle RSS {results['idle_rss_mb']} MB")
 
@@ -225,23 +148,18 @@ def _cmd_phone(args: argparse.Namespace) -> int:
         raise CliError("--calls and --buddies cannot be negative")
     if args.presence_seconds <= 0:
         raise CliError("--presence-seconds must be more than 0")
-    workdir = Path(tempfile.mkdtemp(prefix="p2psip-bench-phone-"))
-    try:
-        results = asyncio.run(
-            bench_phone(
-                args.peers,
-                args.calls,
-                args.buddies,
-                args.presence_seconds,
-                workers=args.workers,
-                quiet=args.json,
-                workdir=workdir,
-            )
-        )
-    except (WorkerError, TimeoutError) as exc:
-        raise CliError(f"benchmark failed: {exc or type(exc).__name__}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    results = run_in_workdir(
+        "p2psip-bench-phone-",
+        lambda workdir: bench_phone(
+            args.peers,
+            args.calls,
+            args.buddies,
+            args.presence_seconds,
+            workers=args.workers,
+            quiet=args.json,
+            workdir=workdir,
+        ),
+    )
     report(results, as_json=args.json)
     met = [v for k, v in results.items() if k.endswith("_target_met")]
     return 0 if all(met) else 1
@@ -262,4 +180,4 @@ def register_bench(sub: Any) -> None:
     parser.set_defaults(func=_cmd_phone)
 
 
-__all__ = ["bench_phone", "register_bench", "rss_mb"]
+__all__ = ["bench_phone", "register_bench"]

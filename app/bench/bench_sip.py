@@ -38,16 +38,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.bench.overlay_harness import OverlayHarness, WorkerError, percentile, provision_overlay
+from app.bench.overlay_harness import OverlayHarness, percentile, provision_overlay, run_in_workdir
 from app.cli import CliError
 from reload_core.node.node import Node
 
@@ -280,22 +278,17 @@ def _cmd_sip(args: argparse.Namespace) -> int:
         raise CliError("--workers must be at least 1")
     if not ice_host_addresses():
         raise CliError("no non-loopback interface address: AppAttach's ICE has no host candidate here")
-    workdir = Path(tempfile.mkdtemp(prefix="p2psip-bench-sip-"))
-    try:
-        results = asyncio.run(
-            bench_sip(
-                args.peers,
-                args.calls,
-                fresh=args.fresh,
-                workers=args.workers,
-                quiet=args.json,
-                workdir=workdir,
-            )
-        )
-    except (WorkerError, TimeoutError) as exc:
-        raise CliError(f"benchmark failed: {exc or type(exc).__name__}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    results = run_in_workdir(
+        "p2psip-bench-sip-",
+        lambda workdir: bench_sip(
+            args.peers,
+            args.calls,
+            fresh=args.fresh,
+            workers=args.workers,
+            quiet=args.json,
+            workdir=workdir,
+        ),
+    )
     report(results, as_json=args.json)
     failed = results["fresh_failed"] + results["reused_failed"]
     return 0 if failed == 0 else 1

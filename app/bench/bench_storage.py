@@ -31,9 +31,7 @@ import asyncio
 import dataclasses
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -41,10 +39,10 @@ from typing import Any
 
 from app.bench.overlay_harness import (
     OverlayHarness,
-    WorkerError,
     percentile,
     provision_overlay,
     responsible_peer,
+    run_in_workdir,
 )
 from app.cli import CliError
 from reload_core.config.document import AccessControl, KindBlock, KindDescription, default_kinds
@@ -308,24 +306,19 @@ def _cmd_storage(args: argparse.Namespace) -> int:
         raise CliError("--kill must leave at least one peer")
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
-    workdir = Path(tempfile.mkdtemp(prefix="p2psip-bench-storage-"))
-    try:
-        results = asyncio.run(
-            bench_storage(
-                args.peers,
-                args.records,
-                args.kill,
-                workers=args.workers,
-                holddown=args.holddown,
-                seed=args.seed,
-                quiet=args.json,
-                workdir=workdir,
-            )
-        )
-    except (WorkerError, TimeoutError) as exc:
-        raise CliError(f"benchmark failed: {exc}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    results = run_in_workdir(
+        "p2psip-bench-storage-",
+        lambda workdir: bench_storage(
+            args.peers,
+            args.records,
+            args.kill,
+            workers=args.workers,
+            holddown=args.holddown,
+            seed=args.seed,
+            quiet=args.json,
+            workdir=workdir,
+        ),
+    )
     report(results, as_json=args.json)
     return 0 if results["lost"] == 0 and results["stored"] == args.records else 1
 

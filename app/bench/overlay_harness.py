@@ -42,15 +42,17 @@ import math
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -444,6 +446,23 @@ def _write_frame(writer: asyncio.StreamWriter, obj: Any) -> None:
 
 class WorkerError(Exception):
     """A worker process answered an operation with an error, or died."""
+
+
+def run_in_workdir(
+    prefix: str, bench: Callable[[Path], Coroutine[Any, Any, dict[str, Any]]]
+) -> dict[str, Any]:
+    """``bench(workdir)`` on a new event loop, in a temporary folder removed afterwards: what
+    every ``p2psip bench`` command over a harness does. A harness that fails (a worker
+    gone, a step that timed out) is one line for the user, not a traceback."""
+    from app.cli import CliError
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return asyncio.run(bench(workdir))
+    except (WorkerError, TimeoutError) as exc:
+        raise CliError(f"benchmark failed: {exc or type(exc).__name__}") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class WorkerProcess:

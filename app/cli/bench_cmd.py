@@ -27,19 +27,16 @@ Further benchmarks register themselves in :data:`BENCH_MODULES`: each module has
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import math
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from app.bench.overlay_harness import OverlayHarness, WorkerError, provision_overlay
+from app.bench.overlay_harness import OverlayHarness, provision_overlay, run_in_workdir
 from app.cli import CliError
 from app.cli.figures import report
 
@@ -152,25 +149,20 @@ def _cmd_overlay(args: argparse.Namespace) -> int:
         raise CliError("--lookups cannot be negative")
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
-    workdir = Path(tempfile.mkdtemp(prefix="p2psip-bench-"))
-    try:
-        results = asyncio.run(
-            bench_overlay(
-                args.peers,
-                args.lookups,
-                workers=args.workers,
-                join_concurrency=args.join_concurrency,
-                finger_interval=args.finger_interval,
-                key_kind=args.key_type,
-                seed=args.seed,
-                quiet=args.json,
-                workdir=workdir,
-            )
-        )
-    except WorkerError as exc:
-        raise CliError(f"benchmark failed: {exc}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    results = run_in_workdir(
+        "p2psip-bench-",
+        lambda workdir: bench_overlay(
+            args.peers,
+            args.lookups,
+            workers=args.workers,
+            join_concurrency=args.join_concurrency,
+            finger_interval=args.finger_interval,
+            key_kind=args.key_type,
+            seed=args.seed,
+            quiet=args.json,
+            workdir=workdir,
+        ),
+    )
     report(results, as_json=args.json)
     ok = results["ring_ok"] and results["failed"] == 0 and results["peers_joined"] == args.peers
     return 0 if ok else 1

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,129 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import CliError
-
-STEP_TIMEOUT = 30.0
-
-
-def p2psip_argv() -> list[str]:
-    """How to run this program's commands in a child process: the frozen program itself
-    (PyInstaller bundle), else this interpreter with ``-m app``."""
-    return [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "app"]
-
-
-class PeerProcess:
-    """A ``p2psip peer`` process; ready once it prints its ``ready`` status line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    @classmethod
-    async def start(cls, profile: Path) -> PeerProcess:
-        proc = await asyncio.create_subprocess_exec(
-            *p2psip_argv(),
-            "peer",
-            "--profile",
-            str(profile),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        peer = cls(proc)
-        assert proc.stdout is not None
-        try:
-            async with asyncio.timeout(STEP_TIMEOUT):
-                while not (line := await proc.stdout.readline()).startswith(b"ready"):
-                    if not line:
-                        raise CliError(f"the peer of {profile.name} stopped before it was ready")
-        except TimeoutError:
-            await peer.stop()
-            raise CliError(f"the peer of {profile.name} was not ready in {STEP_TIMEOUT:.0f} s") from None
-        except BaseException:  # its own failure, or Ctrl-C while it starts: it must not outlive us
-            await peer.stop()
-            raise
-        return peer
-
-    async def stop(self) -> None:
-        """SIGTERM (it leaves the overlay, §10.9), then SIGKILL."""
-        for action in (self.proc.terminate, self.proc.kill):
-            if self.proc.returncode is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                action()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), 10)
-
+from app.cli.processes import PeerProcess, PhoneProcess
 
 CHECKS = ("registered", "call_answered", "first_audio", "message_delivered", "hung_up")
-
-
-class PhoneProcess:
-    """A ``p2psip phone --json`` process: its event lines, and commands to its stdin."""
-
-    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        self.name = name
-        self.proc = proc
-        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self.seen: list[dict[str, Any]] = []
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def start(cls, name: str, profile: Path, *extra: str) -> PhoneProcess:
-        argv = [*p2psip_argv(), "phone", "--json", "--profile", str(profile), *extra]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        return cls(name, proc)
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if isinstance(event, dict):
-                    self.events.put_nowait(event)
-        self.events.put_nowait(None)
-
-    async def expect(self, match: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        """The next event that ``match``es; CliError when the phone stops or fails first."""
-        try:
-            async with asyncio.timeout(STEP_TIMEOUT):
-                while True:
-                    event = await self.events.get()
-                    if event is None:
-                        raise CliError(f"{self.name}'s phone stopped before: {what}")
-                    self.seen.append(event)
-                    if event.get("event") == "CommandFailed":
-                        raise CliError(f"{self.name}: {event['command']}: {event['reason']}")
-                    if match(event):
-                        return event
-        except TimeoutError:
-            raise CliError(f"{self.name}: no {what} within {STEP_TIMEOUT:.0f} s") from None
-
-    async def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        with contextlib.suppress(ConnectionError):
-            await self.proc.stdin.drain()
-
-    async def stop(self) -> None:
-        """``quit`` (it signs out), then SIGTERM, then SIGKILL."""
-        if self.proc.returncode is None:
-            with contextlib.suppress(Exception):
-                await self.send("quit")
-            for action in (None, self.proc.terminate, self.proc.kill):
-                if action is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        action()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.proc.wait(), 10)
-                    break
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
 
 
 def _call_state(state: str) -> Callable[[dict[str, Any]], bool]:

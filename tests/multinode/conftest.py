@@ -4,6 +4,9 @@ stopped at teardown, also when the test fails."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,32 @@ import pytest_asyncio
 from app.bench.overlay_harness import OverlayHarness, ProvisionedOverlay, provision_overlay
 
 MakeOverlay = Callable[..., ProvisionedOverlay]
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+async def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """``p2psip ARGS`` as a user runs it, killed if it outlives ``timeout``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        cwd=PROJECT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
+
+
 MakeHarness = Callable[..., Awaitable[OverlayHarness]]
 
 

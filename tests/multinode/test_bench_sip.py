@@ -4,47 +4,24 @@ JSON has every figure it promises, from calls that all went through."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from app.bench.bench_sip import STEPS, ice_host_addresses
 
+from .conftest import run_cli
+
 pytestmark = pytest.mark.multinode
-
-PROJECT = Path(__file__).resolve().parents[2]
-
-
-async def run_cli(*args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        *args,
-        cwd=PROJECT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
 
 
 async def test_bench_sip_small_run_prints_every_figure() -> None:
     if not ice_host_addresses():
         pytest.skip("no non-loopback interface address: AppAttach's ICE has no host candidate")
-    result = await run_cli("bench", "sip", "--peers", "10", "--calls", "3", "--fresh", "2", "--json")
+    result = await run_cli(
+        "bench", "sip", "--peers", "10", "--calls", "3", "--fresh", "2", "--json", timeout=240.0
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
     assert figures["peers"] == figures["peers_joined"] == 10
@@ -71,7 +48,7 @@ async def test_bench_sip_small_run_prints_every_figure() -> None:
 
 
 async def test_bench_sip_bad_arguments_are_one_line() -> None:
-    result = await run_cli("bench", "sip", "--calls", "0", "--fresh", "0")
+    result = await run_cli("bench", "sip", "--calls", "0", "--fresh", "0", timeout=240.0)
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "p2psip: error: --calls and --fresh cannot be negative, and at least one call is needed"

@@ -3,10 +3,7 @@ line and a non-zero exit, and the benchmark prints every figure it promises."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,32 +13,9 @@ from app.cli.peer_cmd import claim_bootstrap_address, parse_listen
 from app.peer import bind_listening_socket
 from reload_core.wire.addresses import IpAddressPort
 
-from .conftest import MakeOverlay
+from .conftest import MakeOverlay, run_cli
 
 pytestmark = pytest.mark.multinode
-
-PROJECT = Path(__file__).resolve().parents[2]
-
-
-async def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        *args,
-        cwd=PROJECT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
 
 
 async def test_peer_without_a_profile_is_a_one_line_error(tmp_path: Path) -> None:
