@@ -411,6 +411,7 @@ class MainWindow(QMainWindow):
         layout.addLayout(manage)
         layout.addLayout(talk)
         self.buddy_list.selectionModel().selectionChanged.connect(lambda *_: self._buddy_buttons())
+        self.buddy_list.selectionModel().selectionChanged.connect(self._expect_call)
         self.buddy_filter.modelReset.connect(self._buddy_buttons)
         self.buddy_filter.rowsRemoved.connect(lambda *_: self._buddy_buttons())
         self._buddy_buttons()
@@ -422,6 +423,7 @@ class MainWindow(QMainWindow):
         self.dial.setPlaceholderText("Name or sip: address to call (Ctrl+L)")
         self.dial.setAccessibleName("Number or address to call")
         self.dial.returnPressed.connect(self.dial_now)
+        self.dial.textEdited.connect(self._expect_call)
         self.dial_button = QPushButton(icon("call-answer"), "Call")
         self.dial_button.setAccessibleName("Call the address")
         self.dial_button.clicked.connect(self.dial_now)
@@ -682,6 +684,12 @@ class MainWindow(QMainWindow):
     def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
+
+    def _expect_call(self, *_: object) -> None:
+        """A call may come soon (typing an address, picking a buddy): load the media
+        stack now (once, in a worker thread), so the first call does not wait for it."""
+        if self.kit is not None:
+            self.kit.stack.load()
 
     def dial_now(self) -> None:
         target = self.dial.text().strip()

@@ -49,6 +49,7 @@ from app.media.events import (
     MediaEvent,
     MediaFailed,
 )
+from app.phone.media_stack import DeferredSession, MediaStack
 from app.phone.store import Settings
 from app.sip.sdp import SessionHandler
 
@@ -187,6 +188,7 @@ class CallAudio:
     latest_quality: CallQuality | None = None
     listeners: list[Callable[[CallQuality], None]] = field(default_factory=list)
     call_id: int | None = None
+    handler: SessionHandler | None = None  # what the call's SIP side holds (audio_of's key)
     _attached: bool = False
 
     @property
@@ -263,9 +265,12 @@ class MediaKit:
         self.ice_servers: list[RTCIceServer] = list(ice_servers)
         self.overlay_ice_servers: list[RTCIceServer] = []  # TURN-SERVICE (§9), set by the phone
         self.notice: MediaNotice | None = None
-        self._audio: dict[int, CallAudio] = {}  # id(MediaSession) -> its controls
+        self.stack = MediaStack()
+        self._audio: dict[int, CallAudio] = {}  # id(the call's session handler) -> its controls
         self._players: dict[str, TonePlayer] = {}  # made on first use: they load the media stack
         self._busy_until: asyncio.TimerHandle | None = None
+        self._ringing = False  # the ringtone is wanted
+        self._tone: str | None = None  # the call tone wanted (ringback, busy)
         self._switching: set[asyncio.Task[None]] = set()
 
     def _player(self, role: str) -> TonePlayer:
@@ -343,7 +348,11 @@ class MediaKit:
         return list_devices()
 
     def session_factory(self) -> SessionHandler:
-        """A new call's media session: the first one loads the media stack."""
+        """A new call's session handler: its media session is made once the media stack
+        is loaded (:mod:`app.phone.media_stack`; the first call loads it)."""
+        return DeferredSession(self.stack, self._build)
+
+    def _build(self, handler: SessionHandler) -> MediaSession:
         from app.media.aec import CaptureProcessor, ProcessingSettings, processing_unavailable
         from app.media.dtmf_session import SessionDtmf
         from app.media.session import AudioOptions, MediaSession
@@ -365,7 +374,7 @@ class MediaKit:
         except ValueError as exc:  # a codec this aiortc lacks: the defaults rather than no call
             log.warning("codec order %s refused (%s): using the defaults", s.codec_order, exc)
             session = MediaSession(audio=audio, ice_servers=servers, relay_only=self.relay_only)
-        controls = CallAudio(session, SessionDtmf(session), LevelProbe())
+        controls = CallAudio(session, SessionDtmf(session), LevelProbe(), handler=handler)
         if self.echo:
             session.processors.append(EchoProcessor())
         elif s.echo_cancellation and self.play is None and processing_unavailable() is None:
@@ -380,7 +389,7 @@ class MediaKit:
             )
         session.add_listener(lambda event: self._media_event(controls, event))
         controls.dtmf.receiver.add_listener(lambda digit: self._digit(controls, digit))
-        self._audio[id(session)] = controls
+        self._audio[id(handler)] = controls
         return session
 
     def _notice(self, controls: CallAudio, what: str, detail: str) -> None:
@@ -415,12 +424,20 @@ class MediaKit:
         """The call ended: stop its quality sampling and drop its controls."""
         audio = self.audio_of(call)
         if audio is not None:
-            self._audio.pop(id(audio.session), None)
+            self._audio.pop(id(audio.handler), None)
             await audio.close()
 
     def ring(self, on: bool) -> None:
-        """The ringtone on the ringing device (or nowhere, when there is none)."""
-        if on:
+        """The ringtone on the ringing device (or nowhere, when there is none). On a
+        first call it starts once the media stack is loaded: the 180 does not wait."""
+        self._ringing = on
+        if on and "ringer" not in self._players:
+            self.stack.when_loaded(self._apply_ring)
+        else:
+            self._apply_ring()
+
+    def _apply_ring(self) -> None:
+        if self._ringing:
             if self.ringer.playing != "ringtone":
                 self.ringer.play("ringtone")
         elif "ringer" in self._players:
@@ -428,9 +445,17 @@ class MediaKit:
 
     def call_tone(self, name: str | None) -> None:
         """Ringback or busy on the output device; None stops it. Busy stops by itself."""
+        self._tone = name
+        if name is not None and "tones" not in self._players:
+            self.stack.when_loaded(self._apply_tone)
+        else:
+            self._apply_tone()
+
+    def _apply_tone(self) -> None:
         if self._busy_until is not None:
             self._busy_until.cancel()
             self._busy_until = None
+        name = self._tone
         if name is None:
             if "tones" in self._players:
                 self.tones.stop()
