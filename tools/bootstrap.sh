@@ -5,7 +5,9 @@
 set -u
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(tshark sip-tester libportaudio2 openssl curl iproute2 coturn iptables jackd2 espeak-ng sox linphone-cli)
+DEB_PACKAGES=(tshark sip-tester libportaudio2 openssl curl iproute2 coturn iptables jackd2 espeak-ng sox linphone-cli
+  # Xvfb and the libraries Qt's xcb platform loads: tools/screenshots.py renders under Xvfb.
+  xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0 libxcb-render-util0 libxcb-shape0)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
