@@ -132,18 +132,34 @@ class Joiner(Protocol):
         ...
 
 
+NAT_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+"""The address space NATs put hosts in: RFC 1918's private networks, RFC 6598's shared
+(CGNAT) space, RFC 4193's unique local IPv6 addresses."""
+
+
+def _in_nat_space(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return any(address in network for network in NAT_NETWORKS if network.version == address.version)
+
+
 def behind_nat(local: str, bootstrap: Sequence[IpAddressPort]) -> bool:
-    """Whether a peer at ``local`` plainly cannot be reached by the overlay: a private or
-    shared (CGNAT) address while every bootstrap node has a public one."""
+    """Whether a peer at ``local`` plainly cannot be reached by the overlay: an address in
+    a NAT's space (:data:`NAT_NETWORKS`) while every bootstrap node has one outside it.
+    Outside is not the same as globally routable: the documentation and benchmarking
+    networks (RFC 5737, RFC 2544) stand for public addresses in labs and tests, and a NAT
+    lab's public side uses them."""
     try:
         ours = ipaddress.ip_address(local)
         theirs = [ipaddress.ip_address(b.addr) for b in bootstrap]
     except ValueError:
         return False
-    if not theirs or ours.is_loopback:
+    if not theirs or not (_in_nat_space(ours) or ours.is_link_local):
         return False
-    return (ours.is_private or ours in ipaddress.ip_network("100.64.0.0/10")) and all(
-        t.is_global for t in theirs
+    return all(
+        not (_in_nat_space(t) or t.is_loopback or t.is_link_local or t.is_unspecified or t.is_multicast)
+        for t in theirs
     )
 
 
@@ -555,6 +571,7 @@ class OverlayKeeper:
 
 
 __all__ = [
+    "NAT_NETWORKS",
     "Attachment",
     "EnrolledJoiner",
     "JoinFailed",
