@@ -16,10 +16,12 @@ from typing import Final, Protocol
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame
+from av import AudioFrame, Packet
+from av.stream import Stream
 
 from app.media.audio import FRAME_SAMPLES, FRAME_SECONDS, Samples, load_audio_file, silence, to_av_frame
 from app.media.devices import CaptureStream
+from app.media.encoder import InlineEncoder
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ class MicrophoneTrack(MediaStreamTrack):
         self.reference_dropped = 0
         self._reference_debt = 0  # reference frames handed over minus capture frames
         self._pts = 0
+        self.encoder: InlineEncoder | None = None  # set once the send codec is known
 
     @property
     def source(self) -> FrameSource:
@@ -165,7 +168,18 @@ class MicrophoneTrack(MediaStreamTrack):
         if old is not source:
             old.close()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> AudioFrame | Packet[Stream]:
+        """The next frame, encoded already once :attr:`encoder` is set
+        (:mod:`app.media.encoder`: aiortc's sender then only packs it)."""
+        while True:
+            frame = await self._next_frame()
+            if self.encoder is None:
+                return frame
+            packet = self.encoder.encode(frame)
+            if packet is not None:
+                return packet
+
+    async def _next_frame(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         source = self._source

@@ -60,6 +60,7 @@ from app.media.capture import (
 )
 from app.media.codecs import DEFAULT_CODEC_ORDER, codec_preferences
 from app.media.devices import AudioDeviceError, CaptureStream, DeviceSpec, find_device
+from app.media.encoder import InlineEncoder
 from app.media.events import (
     DeviceChanged,
     DeviceRole,
@@ -559,6 +560,10 @@ class MediaSession:
             self._started_at = loop.time()
             if self._track is not None:
                 self._track.set_source(self._open_source())
+                if self.codecs and self._track.encoder is None:
+                    # aiortc's sender starts after DTLS and keeps its first codec (codecs[0])
+                    # for good: the track encodes for it from the first frame on.
+                    self._track.encoder = InlineEncoder(self.codecs[0])
             self._output = self._open_output()
         receiver = self.receiver
         if self._receive_task is None and receiver is not None and receiver.track is not None:
