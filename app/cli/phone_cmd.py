@@ -166,7 +166,19 @@ def media_options(args: argparse.Namespace) -> Any:
         ice_servers=tuple(getattr(args, "ice_server", ()) or ()),
         relay_only=bool(getattr(args, "relay_only", False)),
         audio_onsets=bool(getattr(args, "audio_onsets", False)),
+        max_calls=_max_calls(args),
     )
+
+
+def _max_calls(args: argparse.Namespace) -> int:
+    value: int | None = getattr(args, "max_calls", None)
+    if value is None:
+        from app.phone.service import PhoneOptions
+
+        return PhoneOptions.max_calls
+    if value < 1:
+        raise CliError(f"--max-calls {value}: at least 1 call")
+    return value
 
 
 async def run_phone(args: argparse.Namespace) -> int:
@@ -285,6 +297,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--role", choices=("auto", "peer", "client"), help="join as a peer or a client (RFC 6940 §4.2)"
+    )
+    parser.add_argument(
+        "--max-calls",
+        type=int,
+        metavar="N",
+        help="calls at once (default 4); one more is refused busy (SIP 486)",
     )
     parser.add_argument("--json", action="store_true", help="JSON lines on stdout")
     add_media_arguments(parser, phone=True)

@@ -267,6 +267,7 @@ def test_version() -> None:
         (("history", "--limit", "x"), "invalid int value"),
         (("buddies", "befriend"), "invalid choice"),
         (("forward", "--on", "sometimes"), "invalid choice"),
+        (("phone", "--max-calls", "two"), "invalid int value"),
     ],
 )
 def test_bad_arguments_are_one_line(args: tuple[str, ...], words: str) -> None:
@@ -285,6 +286,9 @@ def test_bad_profile_and_values_are_one_line(tmp_path: Path) -> None:
         result = p2psip(*args)
         assert result.returncode == 1, args
         assert one_line_error(result).startswith("p2psip: error: ")
+    result = p2psip("phone", "--max-calls", "0", "--profile", missing)
+    assert result.returncode == 1
+    assert one_line_error(result) == "p2psip: error: --max-calls 0: at least 1 call"
 
 
 @pytest.mark.multinode

@@ -6,7 +6,7 @@ run in order and leave the phones as they found them (no call up, settings back)
 
 What the in-process tests (test_phone_*.py) cover on an enrolled overlay is done here
 once more across processes and on the local overlay: registration, presence coming and
-going, calls (answer, hang up, reject, cancel, an unknown name), do not disturb,
+going, calls (answer, hang up, reject, cancel, an unknown name, busy), do not disturb,
 forwarding (always, on busy, on no answer), transfer, two calls with one held, messages
 both ways, the history after each (``p2psip history --json`` through the running phone's
 control socket), a phone killed with SIGKILL during a call and during a message, a name
@@ -306,6 +306,35 @@ async def test_transfer_and_two_calls_one_held(lab: Lab) -> None:
         (aor("bob"), "you hung up"),
         (aor("bob"), "transferred to carol"),
     ]
+
+
+async def test_busy_when_every_line_is_taken(lab: Lab) -> None:
+    """dave's phone takes one call at a time (``--max-calls 1``): while he talks to
+    carol, alice's call is refused busy (486) with no ring; both histories say so."""
+    alice, carol = lab.phones["alice"], lab.phones["carol"]
+    dave = await lab.start("dave", None, "--max-calls", "1")
+    try:
+        await dave.registered()
+        first, at_dave = await connect(carol, dave, "dave")
+        mark, dave_mark = alice.mark(), dave.mark()
+        await alice.send("call dave")
+        mine = (await alice.expect("CallStateChanged", lambda e: e["previous"] is None, after=mark))["call"]
+        ended = await alice.call_state("ended", lambda e: e["call"] == mine)
+        assert (ended["cause"], ended["words"], ended["sip_status"]) == ("busy", "dave is busy", 486)
+        assert "ringing" not in calls(alice, mine)
+        refused = await dave.expect("CallStateChanged", lambda e: e["previous"] is None, after=dave_mark)
+        assert (refused["state"], refused["cause"], refused["peer"]) == ("ended", "busy", aor("alice"))
+        assert calls(dave, at_dave)[-1] == "connected"  # carol's call goes on
+        await hang_up(carol, first, dave, at_dave)
+        assert [(h["peer_aor"], h["outcome"]) for h in (await history(alice.profile))[:1]] == [
+            (aor("dave"), "dave is busy")
+        ]
+        assert [(h["peer_aor"], h["outcome"]) for h in (await history(dave.profile))[:2]] == [
+            (aor("alice"), "you were busy"),
+            (aor("carol"), "carol hung up"),
+        ]
+    finally:
+        await dave.quit()
 
 
 async def test_messages_both_ways(lab: Lab) -> None:
