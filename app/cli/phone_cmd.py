@@ -173,9 +173,9 @@ def media_options(args: argparse.Namespace) -> Any:
 def _max_calls(args: argparse.Namespace) -> int:
     value: int | None = getattr(args, "max_calls", None)
     if value is None:
-        from app.phone.service import PhoneOptions
+        from app.phone.service import MAX_CALLS
 
-        return PhoneOptions.max_calls
+        return MAX_CALLS
     if value < 1:
         raise CliError(f"--max-calls {value}: at least 1 call")
     return value

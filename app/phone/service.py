@@ -131,6 +131,8 @@ PRESENCE_PING_TIMEOUT = 3.0
 MESSAGE_TIMEOUT = 40.0
 CERTIFICATE_CHECK = 12 * 3600.0
 OUTDATED_REFETCH = 60.0
+MAX_CALLS = 4
+"""Calls at once by default; one more is refused busy (486)."""
 
 
 class PhoneError(Exception):
@@ -147,7 +149,7 @@ class PhoneOptions:
     session_factory: Callable[[], SessionHandler] = StaticSdpSession
     timers: TimerConfig | None = None
     ring_timeout: float = 90.0  # an outgoing call nobody answers is given up ("no answer")
-    max_calls: int = 4  # calls at once; one more is refused busy (486)
+    max_calls: int = MAX_CALLS
     presence: PresencePolicy = field(default_factory=PresencePolicy)
     presence_ping_timeout: float = PRESENCE_PING_TIMEOUT
     message_timeout: float = MESSAGE_TIMEOUT
