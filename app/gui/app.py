@@ -313,6 +313,11 @@ class GuiApp(QObject):
             await phone.start()
         except PhoneError as exc:
             log.error("the phone cannot start: %s", exc)
+        if phone.media is not None:
+            # The window's user calls soon: the media stack loads now, in its worker
+            # thread, so that no call waits for it (the headless phone loads it with its
+            # first call, to stay small while idle).
+            phone.media.stack.load()
 
     async def quit(self) -> None:
         if self._quitting:
