@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.peer import PeerSetup, PeerSetupError, peer_setup
 from app.phone.calls import ANSWERED_STATES, CallDirection, CallState, EndCause
@@ -116,12 +116,18 @@ from app.sip.sdp import SessionHandler, StaticSdpSession
 from app.sip.transaction import TimerConfig
 from app.sip.uri import SipUri
 from reload_core.config import ConfigError, OverlayConfiguration
+from reload_core.node.attach_ice import app_attach_manager
 from reload_core.node.errors import NodeError
 from reload_core.node.events import ConfigurationChanged, ConfigurationOutdated, NodeEvent
 from reload_core.security.certificates import NodeCertificate
 from reload_core.storage.errors import StorageError
 from reload_core.usages.sip import Outcome, Registration, SipUsage, SipUsageError, parse_aor
 from reload_core.usages.turn import TurnCredentials, TurnService, relays
+
+if TYPE_CHECKING:
+    from aiortc import RTCIceServer
+
+    from reload_core.node.node import Node
 
 log = logging.getLogger("p2psip.phone")
 
@@ -252,8 +258,11 @@ class Phone:
                 relay_only=options.relay_only,
             )
             self._session_factory = self.media.session_factory
+        self._media_factory: Callable[[], SessionHandler] | None = None
+        self._overlay_turn: list[RTCIceServer] = []
         if self.media is not None:
             MediaBinder(self, self.media, quality_interval=options.quality_interval)
+            self._media_factory, self._session_factory = self._session_factory, self._call_media
         self.keeper = OverlayKeeper(
             self._joiner(),
             options.network,
@@ -525,7 +534,7 @@ class Phone:
             await self._echo.close()
         if (
             self.media is not None
-            and self._session_factory == self.media.session_factory
+            and self._media_factory == self.media.session_factory
             and not isinstance(getattr(self.options.session_factory, "__self__", None), MediaKit)
         ):
             self.media.close()  # ours (the GUI closes its own kit)
@@ -607,9 +616,31 @@ class Phone:
             servers.append(
                 RTCIceServer(urls=f"turn:{host}:{port}", username=relay.username, credential=relay.password)
             )
+        self._overlay_turn = servers
         media.overlay_ice_servers = servers
         if servers:
             log.info("call media may relay through %d TURN server(s) of the overlay", len(servers))
+
+    def _call_media(self) -> SessionHandler:
+        """A call's media session handler, from the kit. Its ICE agent also gathers
+        server-reflexive candidates from the STUN servers the overlay offers: the
+        bootstrap nodes and the peers we have ICE links with (RFC 6940 §6.5.1.4), so that
+        media between two phones behind NATs goes straight from NAT to NAT. Set once
+        the media stack (aiortc) is loaded, before the call's session is built: an idle
+        phone does not load it (issue 14)."""
+        media, session, factory = self.media, self.keeper.session, self._media_factory
+        assert media is not None and factory is not None
+        stun = overlay_stun_servers(session.node) if session is not None else []
+        media.stack.when_loaded(lambda: self._use_overlay_servers(media, stun))
+        return factory()
+
+    def _use_overlay_servers(self, media: MediaKit, stun: Sequence[tuple[str, int]]) -> None:
+        from aiortc import RTCIceServer
+
+        media.overlay_ice_servers = [
+            *(RTCIceServer(urls=f"stun:{host}:{port}") for host, port in stun),
+            *self._overlay_turn,
+        ]
 
     def _session_down(self, session: OverlaySession) -> None:
         ua = session.sip.ua
@@ -1308,4 +1339,16 @@ async def _answers_ping(session: OverlaySession, node_id: bytes, timeout: float)
     return await is_answering(session.node, node_id, timeout)
 
 
-__all__ = ["Buddy", "Phone", "PhoneError", "PhoneListener", "PhoneOptions"]
+def overlay_stun_servers(node: Node) -> list[tuple[str, int]]:
+    """The STUN servers ``node`` gathers its own ICE candidates from (RFC 6940 §6.5.1.4:
+    the bootstrap nodes, then a peer per reflexive address seen through it), IPv4 ones
+    only (aioice asks STUN servers over IPv4 only). None in a TLS-only overlay, whose
+    nodes answer no STUN (§6.5.1.11)."""
+    manager = app_attach_manager(node)
+    if manager is None:
+        return []
+    servers = manager.stun_servers.servers(manager.ice_config.max_stun_servers)
+    return [(host, port) for host, port in servers if "." in host]
+
+
+__all__ = ["Buddy", "Phone", "PhoneError", "PhoneListener", "PhoneOptions", "overlay_stun_servers"]
