@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from app.sip.aio import CallError
 from app.sip.sdp import RejectWith
 
 if TYPE_CHECKING:
@@ -105,8 +106,12 @@ class DeferredSession:
         self.closed = False
 
     async def session(self) -> MediaSession:
-        """The real session, made (after the load) on first use."""
-        await asyncio.shield(self._ready)
+        """The real session, made (after the load) on first use; CallError when the
+        media stack cannot be loaded (the call fails or cannot be answered, saying why)."""
+        try:
+            await asyncio.shield(self._ready)
+        except Exception as exc:
+            raise CallError(f"the call's audio cannot start: {exc}") from exc
         if self.inner is None:
             if self.closed:
                 raise RuntimeError("the call ended before its media started")

@@ -20,6 +20,7 @@ from app.phone.calls import CallState
 from app.phone.media import MediaKit
 from app.phone.media_stack import MODULES, DeferredSession, MediaStack
 from app.phone.store import Settings
+from app.sip.aio import CallError
 
 from .phone_lab import WAIT, PhoneLab
 
@@ -82,6 +83,16 @@ async def test_deferred_session_closed_first_builds_nothing() -> None:
     assert isinstance(handler, DeferredSession)
     await handler.close()
     with pytest.raises(RuntimeError, match="ended before its media started"):
+        await handler.make_offer()
+    assert handler.inner is None
+
+
+async def test_a_stack_that_cannot_load_fails_the_call_with_words() -> None:
+    def broken() -> None:
+        raise ImportError("No module named 'av'")
+
+    handler = DeferredSession(MediaStack(importer=broken), lambda _: pytest.fail("built without a stack"))
+    with pytest.raises(CallError, match="the call's audio cannot start: No module named 'av'"):
         await handler.make_offer()
     assert handler.inner is None
 
