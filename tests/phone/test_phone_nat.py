@@ -16,7 +16,9 @@ No STUN or TURN server is given to the phones: the overlay offers STUN as RFC 69
 UDP port, and the phones gather their call media's server-reflexive candidates there
 too. With no relay anywhere, media can only go straight from NAT to NAT, and NAT 1
 counts the UDP packets it forwards between alice and NAT 2's public address while the
-tones play. The recordings have the tones' frequencies (FFT) and no gap over 60 ms after
+tones play. (No TURN server is offered: with one, the SDP's byte budget, 820 bytes in
+app/media/session.py, keeps the relayed candidate and drops the server-reflexive one,
+and media then always goes through the relay.) The recordings have the tones' frequencies (FFT) and no gap over 60 ms after
 the first audio.
 """
 
