@@ -1,13 +1,20 @@
-"""Screenshots of the GUI's main screens, from a real run, into ``docs/screenshots/``.
+"""Screenshots of the GUI's main screens, from a real run under Xvfb, into ``docs/screenshots/``.
 
-    .venv/bin/python tools/screenshots.py [--out docs/screenshots]
+    .venv/bin/python tools/screenshots.py [--out docs/screenshots] [--manifest FILE]
 
-Qt draws offscreen (``QT_QPA_PLATFORM=offscreen``) and each window is captured with
-``QWidget.grab()``: no display, no window manager, the same pixels on every machine with
-the same fonts. What is shown is real: a sample overlay (:mod:`app.gui.sample_overlay`:
-its CA, its bootstrap peer on 127.0.0.1) with phones for bob, carol and dave; alice's
-phone runs under the GUI; the presence, the calls, the messages and the ring are what
-those phones did. Screens:
+(``make screenshots``.) The script starts an Xvfb X server of its own on a free display
+number (``Xvfb -displayfd``: the server picks the number and says it once it accepts
+connections), runs itself again as a child with ``QT_QPA_PLATFORM=xcb`` on that display
+(``--render``), and stops the server when the child is done, also when it fails or is
+interrupted. Each window is shown on the X screen at its top-left corner and captured from
+the server (``QScreen.grabWindow`` of its X window: the pixels Xvfb holds, as a screen
+capture would). Needs Debian's ``xvfb`` and the libraries of Qt's xcb platform
+(``tools/bootstrap.sh`` installs them).
+
+What is shown is real: a sample overlay (:mod:`app.gui.sample_overlay`: its CA, its
+bootstrap peer on 127.0.0.1) with phones for bob, carol and dave; alice's phone runs under
+the GUI; the presence, the calls, the messages and the ring are what those phones did.
+Screens:
 
 - ``wizard.png``, ``wizard-local.png``: the first-run wizard (choice, local network);
 - ``main.png``: the main window with buddies (online, offline), recent calls;
@@ -17,25 +24,34 @@ those phones did. Screens:
 - ``settings.png``, ``settings-calls.png``: the settings window;
 - ``overlay.png``: the overlay panel (the ring, links and RTTs, stored data);
 - ``main-dark.png``: the main window in the dark palette.
+
+``--manifest FILE`` writes what was captured as JSON (each file's window size and the
+platform it was drawn on), for the test that checks the images
+(``tests/gui/test_screenshots.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
+import select
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from PySide6.QtCore import QSize, Qt  # noqa: E402
+from PySide6.QtGui import QWindow  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from app.gui.app import PhoneWindows  # noqa: E402
@@ -50,17 +66,45 @@ from app.phone.service import Phone  # noqa: E402
 from app.phone.store import Delivery  # noqa: E402
 
 WAIT = 30.0
+SCREEN = (1600, 1200, 24)  # Xvfb's screen: every window fits at the top-left corner
+XVFB_START = 20.0  # seconds for Xvfb to accept connections
+MANIFEST: dict[str, dict[str, object]] = {}
 
 
 async def save(widget: QWidget, path: Path, size: QSize | None = None) -> None:
+    """Show ``widget`` alone at the screen's corner and capture its X window from the server."""
     if size is not None:
         widget.resize(size)
+    widget.move(0, 0)
     widget.show()
+    widget.raise_()
     await settle()
-    image = widget.grab()
-    if not image.save(str(path)):
-        raise SystemExit(f"could not write {path}")
-    print(f"{path} ({image.width()}x{image.height()})")
+    handle = widget.windowHandle()
+    await exposed(handle)
+    # Painted now and put to the server; the capture reads it back on the same connection,
+    # after the paint (Xvfb keeps no copy of what a window showed before it was exposed).
+    widget.repaint()
+    image = handle.screen().grabWindow(widget.winId())
+    if image.isNull() or not image.save(str(path)):
+        raise SystemExit(f"could not capture or write {path}")
+    MANIFEST[path.name] = {
+        "width": widget.width(),
+        "height": widget.height(),
+        "image": [image.width(), image.height()],
+        "device_pixel_ratio": image.devicePixelRatio(),
+        "platform": QApplication.platformName(),
+        "title": widget.windowTitle(),
+    }
+    print(f"{path} ({image.width()}x{image.height()})", flush=True)
+
+
+async def exposed(handle: QWindow | None, timeout: float = 10.0) -> None:
+    """Wait until the X server has mapped the window and told Qt it is visible (Expose)."""
+    deadline = time.monotonic() + timeout
+    while handle is None or not handle.isExposed():
+        if time.monotonic() > deadline:
+            raise SystemExit("screenshots: a window was never exposed on the X server")
+        await asyncio.sleep(0.05)
 
 
 async def settle(seconds: float = 0.3) -> None:
@@ -105,8 +149,10 @@ async def phone_shots(out: Path, work: Path) -> None:
         bob = await sample.phone("bob", auto_answer=True)
         carol = await sample.phone("carol")
         await sample.phone("dave", start=False)  # has a name on the overlay, never online
-        # Presence checked at once (the default spreads first checks over 30 s).
-        quick = PresencePolicy(initial_spread=0.2)
+        # Presence checked at once (the default spreads first checks over 30 s), and a
+        # check that could not run (the young overlay still settling) tried again within
+        # 2 s, not the default minute.
+        quick = PresencePolicy(initial_spread=0.2, offline_first=2.0, offline_max=4.0)
         alice = await Phone.open(sample.profile("alice"), options=sample.options(presence=quick))
         sample.phones.append(alice)
         await alice.update_settings(display_name="Alice Liddell")
@@ -116,13 +162,14 @@ async def phone_shots(out: Path, work: Path) -> None:
         window.resize(1060, 700)
         await alice.start()
 
-        # Buddies: two online, two not.
-        for aor, name in (("bob", "Bob Builder"), ("carol", "Carol"), ("dave", "Dave"), ("erin", "Erin")):
-            await alice.add_buddy(aor, name)
+        # Buddies: two online, two not. Listening first: a buddy's first check starts at
+        # once and may be done before the next one is added.
         seen: dict[str, bool] = {}
         alice.add_listener(
             lambda e: seen.__setitem__(e.aor, e.online) if isinstance(e, PresenceChanged) else None
         )
+        for aor, name in (("bob", "Bob Builder"), ("carol", "Carol"), ("dave", "Dave"), ("erin", "Erin")):
+            await alice.add_buddy(aor, name)
         await until(alice, lambda: len(seen) == 4)
 
         # History: an answered call, a declined one, a missed one.
@@ -220,16 +267,99 @@ async def main(out: Path) -> None:
         started = time.monotonic()
         await wizard_shots(out, work)
         await phone_shots(out, work)
-        print(f"done in {time.monotonic() - started:.1f} s")
+        print(f"done in {time.monotonic() - started:.1f} s", flush=True)
 
 
-if __name__ == "__main__":
+def render(out: Path, manifest: Path | None) -> int:
+    """The child: the screens on the X display in ``$DISPLAY`` (Qt's xcb platform)."""
     import qasync
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
-    args = parser.parse_args()
     qt = QApplication(sys.argv[:1])
     qt.setQuitOnLastWindowClosed(False)
     qt.setAttribute(Qt.ApplicationAttribute.AA_DontUseNativeDialogs)
-    qasync.run(main(args.out))
+    qasync.run(main(out))
+    if manifest is not None:
+        manifest.write_text(json.dumps(MANIFEST, indent=2) + "\n")
+    return 0
+
+
+@contextlib.contextmanager
+def xvfb() -> Iterator[tuple[str, int]]:
+    """An Xvfb server on a display number of its own choosing (``-displayfd``): yields
+    (``:N``, its pid) once it accepts connections; stopped (SIGTERM, then SIGKILL) after."""
+    server = shutil.which("Xvfb")
+    if server is None:
+        raise SystemExit("screenshots: Xvfb is not installed (Debian: apt-get install xvfb)")
+    width, height, depth = SCREEN
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        [server, "-displayfd", str(write), "-screen", "0", f"{width}x{height}x{depth}", "-nolisten", "tcp"],
+        pass_fds=[write],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a Ctrl-C reaches us, and we stop it in order
+    )
+    os.close(write)
+    try:
+        number = b""
+        deadline = time.monotonic() + XVFB_START
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read], [], [], left)[0]:
+                raise SystemExit(f"screenshots: Xvfb did not start in {XVFB_START:.0f} s")
+            chunk = os.read(read, 16)
+            if not chunk:  # it exited
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                raise SystemExit(f"screenshots: Xvfb exited ({proc.wait()}): {err.strip()[-800:]}")
+            number += chunk
+        display = f":{int(number)}"
+        print(f"Xvfb {display} started (pid {proc.pid}, {width}x{height}x{depth})", flush=True)
+        yield display, proc.pid
+    finally:
+        os.close(read)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+        print(f"Xvfb stopped (pid {proc.pid})", flush=True)
+
+
+def run_under_xvfb(out: Path, manifest: Path | None) -> int:
+    """The parent: Xvfb, this script with ``--render`` on it, Xvfb stopped."""
+    with xvfb() as (display, _pid):
+        env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONUNBUFFERED="1")
+        env.pop("WAYLAND_DISPLAY", None)
+        argv = [sys.executable, str(Path(__file__).resolve()), "--render", "--out", str(out)]
+        if manifest is not None:
+            argv += ["--manifest", str(manifest)]
+        child = subprocess.Popen(argv, env=env, cwd=str(REPO))
+        try:
+            code = child.wait()
+        except BaseException:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            raise
+    if code != 0:
+        print(f"screenshots: the renderer failed ({code})", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--manifest", type=Path, help="write the captured files' sizes here (JSON)")
+    parser.add_argument("--render", action="store_true", help="(internal) draw on $DISPLAY")
+    args = parser.parse_args()
+    out = args.out.resolve()
+    manifest = args.manifest.resolve() if args.manifest else None
+    sys.exit(render(out, manifest) if args.render else run_under_xvfb(out, manifest))
