@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make run` (the main job) and `make test`.
 # Each creates .venv if missing and installs what it needs (tools/bootstrap.sh).
-.PHONY: run test lint bench bootstrap package
+.PHONY: run test lint bench bootstrap package screenshots
 
 bootstrap:
 	@./tools/bootstrap.sh
@@ -18,6 +18,11 @@ lint: bootstrap
 test: lint
 	.venv/bin/python -m pytest -q -p no:cacheprovider --ignore=tests/gui
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests/gui
+
+# docs/screenshots/*.png: each main screen of the GUI from a real run, rendered under an
+# Xvfb server the script starts and stops itself (tools/screenshots.py).
+screenshots: bootstrap
+	.venv/bin/python tools/screenshots.py --out docs/screenshots
 
 bench: bootstrap
 	.venv/bin/python bench/wire_bench.py
