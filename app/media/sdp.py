@@ -23,8 +23,15 @@ Pure functions over SDP text, no I/O:
   everyone must), no ``a=msid``/``a=msid-semantic`` (WebRTC stream ids), no ``a=ssrc``
   and ``a=ssrc-group`` (RFC 5576 is optional; aiortc routes by payload type without
   them), no ``a=rtcp`` (RFC 5761 §5.1.3: with ``a=rtcp-mux`` it only names the port
-  in case mux is refused, and aiortc refuses that case anyway). Host candidates beyond
-  a byte budget are left out, least useful first. The o= line keeps one session id and
+  in case mux is refused, and aiortc refuses that case anyway). Over a byte budget,
+  what costs no function goes first: candidate foundations are shortened to 8
+  characters (only their equality matters, RFC 8445 §5.1.1.3; aiortc writes 32), then
+  IPv6 host candidates, then the optional RTP header extensions (``a=extmap``, RFC
+  8285: one audio stream needs neither the mid nor the audio level); only then other
+  candidates, least useful first. So a host, a server-reflexive and a relayed
+  candidate, which do not all fit beside four codecs and telephone-event, leave the
+  server-reflexive and the relayed one: a call through two NATs still goes straight
+  from NAT to NAT when a TURN server is known. The o= line keeps one session id and
   counts versions up (RFC 3264 §8: aiortc writes a new session id every time).
 """
 
@@ -290,6 +297,15 @@ def set_setup(sdp_text: str, setup: str) -> str:
 # --------------------------------------------------------------------------- ours
 
 _DROP_MEDIA: Final = ("a=msid:", "a=ssrc:", "a=ssrc-group:")
+FOUNDATION_LENGTH: Final = 8
+"""Characters of an ICE foundation we keep when over the SDP budget."""
+
+
+def _short_foundation(line: str) -> str:
+    if not line.startswith("a=candidate:"):
+        return line
+    foundation, sep, rest = line[len("a=candidate:") :].partition(" ")
+    return f"a=candidate:{foundation[:FOUNDATION_LENGTH]}{sep}{rest}"
 
 
 def _candidate_rank(line: str) -> int:
@@ -336,6 +352,18 @@ def trim_local(sdp_text: str, *, session_id: int, version: int, budget: int) -> 
                 and not line.startswith("a=fingerprint:sha-256 ")
             )
         ]
+    if len(sdp.text()) > budget:
+        sdp.media = [[_short_foundation(line) for line in section] for section in sdp.media]
+    _drop_candidates(sdp, budget, below=1)  # IPv6 host candidates
+    if len(sdp.text()) > budget:
+        sdp.media = [[line for line in section if not line.startswith("a=extmap:")] for section in sdp.media]
+    _drop_candidates(sdp, budget)
+    return sdp.text()
+
+
+def _drop_candidates(sdp: SdpText, budget: int, below: int | None = None) -> None:
+    """Leave out candidates, least useful first (of a rank under ``below`` only, if
+    given), until ``sdp`` fits ``budget``; each media section keeps one."""
     while len(sdp.text()) > budget:
         candidates = [
             (_candidate_rank(line), -j, n, j)
@@ -344,11 +372,12 @@ def trim_local(sdp_text: str, *, session_id: int, version: int, budget: int) -> 
             if line.startswith("a=candidate:")
         ]
         if len(candidates) <= len(sdp.media):
-            break
-        _, _, n, j = min(candidates)
+            return
+        rank, _, n, j = min(candidates)
+        if below is not None and rank >= below:
+            return
         del sdp.media[n][j]
         _default_from_candidates(sdp.media[n])
-    return sdp.text()
 
 
 def _default_from_candidates(section: list[str]) -> None:
