@@ -140,11 +140,17 @@ class Driver:
         await wait(
             lambda: self.presence() is Presence.ONLINE, window.bridge.presence, what="the buddy online"
         )
+        # The two phones are one ring: the buddy's phone found ours by DNS-SD and joined.
+        assert self.gui.phone is not None
+        ring = self.gui.phone.overlay_snapshot()
         report(
             "BuddyOnline",
             aor=window.buddy_model.buddies[0].aor,
             presence=Presence.ONLINE.value,
             shown=window.buddy_filter.data(window.buddy_filter.index(0, 0)),
+            address=ring.address if ring else None,
+            successors=[n.hex() for n in ring.successors] if ring else [],
+            predecessors=[n.hex() for n in ring.predecessors] if ring else [],
         )
 
     def audio_heard(self, call: int) -> str | None:

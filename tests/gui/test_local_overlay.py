@@ -21,7 +21,7 @@ import pytest
 
 from app.cli.init_cmd import init_profile
 from app.phone.local_config import LOCAL_OVERLAY_NAME
-from tests.phone.lan import Lan, unavailable_reason
+from tests.phone.lan import LAN_ADDRESS, Lan, unavailable_reason
 from tests.phone.processes import Event, PhoneProcess, PhoneProcesses, python
 
 pytestmark = pytest.mark.multinode
@@ -114,6 +114,9 @@ async def test_the_gui_on_the_local_overlay(lan: Lan, processes: PhoneProcesses,
     assert bob.info["aor"] == BOB
     online = await step(gui, "BuddyOnline")
     assert online["presence"] == "online" and online["shown"] == "Bob\nonline"
+    # One ring of two on the namespace's LAN: bob is alice's successor and predecessor.
+    assert online["address"].startswith(f"{LAN_ADDRESS}:"), online
+    assert online["successors"] == online["predecessors"] == [bob.info["node_id"]], online
 
     # The echo test (built into every phone on the local overlay): answered, audio back.
     echo = await step(gui, "EchoConnected")
