@@ -235,10 +235,14 @@ async def _history(args: argparse.Namespace) -> int:
 async def _forward(args: argparse.Namespace) -> int:
     if args.off == (args.target is not None):
         raise CliError("give a TARGET to forward to, or --off")
+    if args.after is not None and (args.off or args.on != "no-answer"):
+        raise CliError("--after goes with --on no-answer and a TARGET")
     if args.off:
         line = "forward off" + (f" {args.on}" if args.on else "")
     else:
         line = f"forward {args.on or 'always'} {json.dumps(args.target)}"
+        if args.after is not None:
+            line += f" {args.after}"
     async with phone_for(profile_path(args.profile), overlay=False) as driver:
         result = await driver.command(line)
         running = driver.remote
@@ -250,7 +254,8 @@ async def _forward(args: argparse.Namespace) -> int:
         ("no-answer", "forward_no_answer"),
     ):
         if result.get(key):
-            _out(f"forwarding {kind} to {result[key]}{when}")
+            after = f" after {result['no_answer_seconds']} s" if kind == "no-answer" else ""
+            _out(f"forwarding {kind} to {result[key]}{after}{when}")
             shown = True
     if not shown:
         _out("no forwarding")
@@ -282,6 +287,16 @@ def _duration(text: str) -> float:
     if not 0 <= value < 1e7:
         raise argparse.ArgumentTypeError("the duration is 0 or more seconds")
     return value
+
+
+def _whole_seconds(text: str) -> int:
+    from app.phone.store import MAX_NO_ANSWER_SECONDS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_NO_ANSWER_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number of seconds from 1 to {MAX_NO_ANSWER_SECONDS}"
+        )
+    return int(text)
 
 
 def register(subparsers: Any) -> None:
@@ -317,6 +332,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--off", action="store_true", help="stop forwarding")
     p.add_argument(
         "--on", choices=("always", "busy", "no-answer"), help="when (default: always; with --off: all)"
+    )
+    p.add_argument(
+        "--after", type=_whole_seconds, metavar="S", help="with --on no-answer: ring this long first (default 20)"
     )
     _common(p)
     p.set_defaults(func=_runner(_forward))

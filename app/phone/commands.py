@@ -8,7 +8,7 @@ One command a line::
     dtmf N DIGITS            message TARGET TEXT...
     buddy add AOR [NAME]     buddy remove AOR
     dnd on|off               auto-answer on|off
-    forward always|busy|no-answer TARGET       forward off [always|busy|no-answer]
+    forward always|busy|no-answer TARGET [S]   forward off [always|busy|no-answer]
     status
 
 N is a call's number (the ``call`` of its events). Without N, ``answer``/``reject`` take
@@ -27,6 +27,7 @@ from app.phone.calls import CallDirection, CallState
 from app.phone.control import JSONObject, to_json
 from app.phone.phone_call import CallActionError, PhoneCall
 from app.phone.service import Phone, PhoneError
+from app.phone.store import MAX_NO_ANSWER_SECONDS
 from app.sip.uri import SipUri, parse_uri
 
 FORWARD_KINDS = {"always": "forward_always", "busy": "forward_busy", "no-answer": "forward_no_answer"}
@@ -44,7 +45,8 @@ USAGE = {
     "buddy": "buddy add AOR [NAME] | buddy remove AOR",
     "dnd": "dnd on|off",
     "auto-answer": "auto-answer on|off",
-    "forward": "forward always|busy|no-answer TARGET | forward off [always|busy|no-answer]",
+    "forward": "forward always|busy|no-answer TARGET | forward no-answer TARGET SECONDS"
+    " | forward off [always|busy|no-answer]",
     "status": "status",
 }
 
@@ -245,6 +247,11 @@ class PhoneCommands:
             changes: dict[str, Any] = {FORWARD_KINDS[k]: None for k in kinds}
         elif len(args) == 2 and args[0] in FORWARD_KINDS:
             changes = {FORWARD_KINDS[args[0]]: args[1]}
+        elif len(args) == 3 and args[0] == "no-answer":
+            # After how long an unanswered call goes on (the phone's no_answer_seconds).
+            if not args[2].isdigit() or not 1 <= int(args[2]) <= MAX_NO_ANSWER_SECONDS:
+                raise CommandError(f"forward no-answer: {args[2]} is not 1 to {MAX_NO_ANSWER_SECONDS} seconds")
+            changes = {"forward_no_answer": args[1], "no_answer_seconds": int(args[2])}
         else:
             raise self._usage("forward")
         settings = await self.phone.update_settings(**changes)
@@ -252,6 +259,7 @@ class PhoneCommands:
             "forward_always": settings.forward_always,
             "forward_busy": settings.forward_busy,
             "forward_no_answer": settings.forward_no_answer,
+            "no_answer_seconds": settings.no_answer_seconds,
         }
 
     async def _cmd_status(self, args: list[str]) -> JSONObject:

@@ -242,9 +242,12 @@ def _device(value: object) -> str | None:
     return value
 
 
+MAX_NO_ANSWER_SECONDS: Final = 600
+
+
 def _seconds(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 600:
-        raise ValueError("not a whole number of seconds from 1 to 600")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NO_ANSWER_SECONDS:
+        raise ValueError(f"not a whole number of seconds from 1 to {MAX_NO_ANSWER_SECONDS}")
     return value
 
 

@@ -208,9 +208,16 @@ async def test_one_shot_commands_through_the_control_socket(lab: Lab) -> None:
 
     result = await ap2psip("forward", "carol", "--on", "busy", "--profile", alice_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"forwarding busy to sip:carol@{buddies[0]['aor'].split('@')[1]}"
+    domain = buddies[0]["aor"].split("@")[1]
+    assert result.stdout.strip() == f"forwarding busy to sip:carol@{domain}"
     changed = await alice.expect(lambda e: e["event"] == "SettingsChanged")
     assert changed["settings"]["forward_busy"].startswith("sip:carol@")
+    result = await ap2psip("forward", "carol", "--on", "no-answer", "--after", "7", "--profile", alice_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("forwarding busy to sip:carol@")
+    assert result.stdout.strip().endswith(f"forwarding no-answer to sip:carol@{domain} after 7 s")
+    changed = await alice.expect(lambda e: e["event"] == "SettingsChanged")
+    assert changed["settings"]["no_answer_seconds"] == 7
     result = await ap2psip("forward", "--off", "--profile", alice_dir)
     assert result.stdout.strip() == "no forwarding"
 
@@ -267,6 +274,7 @@ def test_version() -> None:
         (("history", "--limit", "x"), "invalid int value"),
         (("buddies", "befriend"), "invalid choice"),
         (("forward", "--on", "sometimes"), "invalid choice"),
+        (("forward", "bob", "--on", "no-answer", "--after", "soon"), "'soon' is not a whole number of seconds"),
         (("phone", "--max-calls", "two"), "invalid int value"),
     ],
 )
@@ -286,6 +294,9 @@ def test_bad_profile_and_values_are_one_line(tmp_path: Path) -> None:
         result = p2psip(*args)
         assert result.returncode == 1, args
         assert one_line_error(result).startswith("p2psip: error: ")
+    result = p2psip("forward", "bob", "--after", "5", "--profile", missing)
+    assert result.returncode == 1
+    assert one_line_error(result) == "p2psip: error: --after goes with --on no-answer and a TARGET"
     result = p2psip("phone", "--max-calls", "0", "--profile", missing)
     assert result.returncode == 1
     assert one_line_error(result) == "p2psip: error: --max-calls 0: at least 1 call"

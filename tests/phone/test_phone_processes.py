@@ -220,14 +220,17 @@ async def test_do_not_disturb_and_forwarding(lab: Lab) -> None:
     # On no answer: bob's phone rings, then sends the call on to carol.
     await bob.send("forward off")
     await bob.expect("SettingsChanged", lambda e: e["settings"]["forward_always"] is None)
-    await bob.send("forward no-answer carol")
-    await bob.expect("SettingsChanged", lambda e: e["settings"]["forward_no_answer"] == aor("carol"))
+    await bob.send("forward no-answer carol 3")  # after 3 s of ringing, not the default 20
+    changed = await bob.expect("SettingsChanged", lambda e: e["settings"]["forward_no_answer"] == aor("carol"))
+    assert changed["settings"]["no_answer_seconds"] == 3
     carol_mark = carol.mark()
     mine, at_bob = await dial(alice, bob, "bob")
     redirected = await alice.expect("CallRedirected", lambda e: e["call"] == mine, timeout=60)
     assert redirected["target"] == aor("carol")
     forwarded = await bob.call_state("ended", lambda e: e["call"] == at_bob)
     assert (forwarded["cause"], forwarded["words"]) == ("forwarded", "forwarded to carol (no answer)")
+    rang = bob.seen("CallStateChanged", lambda e: e["call"] == at_bob and e["state"] == "ringing")[0]
+    assert 2.9 <= forwarded["time"] - rang["time"] < 20.0  # the 3 s asked, not the default 20
     at_carol = (await carol.expect("CallStateChanged", lambda e: e["previous"] is None, after=carol_mark))[
         "call"
     ]
