@@ -55,8 +55,8 @@ class Phones:
             if not name.startswith("relay")
         ]
 
-    def fetches_of(self, *users: str) -> int:
-        return self.ring.fetches_of(*users)
+    def fetches_of(self, *users: str, by: bytes | None = None) -> int:
+        return self.ring.fetches_of(*users, by=by)
 
     async def close(self) -> None:
         for endpoint in self.endpoints:

@@ -289,7 +289,7 @@ async def test_a_forwarding_loop_is_a_clear_error(phones: Phones) -> None:
 
 async def test_a_gruu_call_needs_no_fetch(phones: Phones) -> None:
     alice, bob = await phones.phones("relay", "alice", "bob")
-    before = phones.fetches_of("bob")
+    before = phones.fetches_of("bob", by=alice.node_id)
     call = await alice.call(bob.gruu)
     reach = alice.reach_of(call)
     assert reach is not None and reach.resolution.outcome is Outcome.GRUU and reach.resolution.fetches == 0
@@ -297,7 +297,7 @@ async def test_a_gruu_call_needs_no_fetch(phones: Phones) -> None:
     assert incoming.incoming is not None and incoming.incoming.request_uri == bob.gruu
     await incoming.answer()
     await call.wait_answered(WAIT)
-    assert phones.fetches_of("bob") == before
+    assert phones.fetches_of("bob", by=alice.node_id) == before
     call.hangup()
     assert (await ended(incoming)).reason is EndReason.REMOTE_HANGUP
 

@@ -79,7 +79,7 @@ class SipRing:
         self.managers: dict[bytes, IceAttachManager] = {}
         self.usages: list[SipUsage] = []
         self.fetches: dict[bytes, int] = {}
-        self.fetched: list[bytes] = []  # the Resource-ID of every FetchReq answered, in order
+        self.fetched: list[tuple[bytes, bytes]] = []  # (signer, Resource-ID) of every FetchReq answered
         self.ring = StorageRing(
             ca, transport=tls, access=sip_access_policy(self.config), prepare=self._prepare
         )
@@ -99,7 +99,7 @@ class SipRing:
         def on_fetch(request: IncomingRequest) -> FetchAns:
             self.fetches[node_id] += 1
             if isinstance(request.body, FetchReq):
-                self.fetched.append(request.body.resource)
+                self.fetched.append((request.signer_node_id, request.body.resource))
             return service.on_fetch(request)
 
         storage.node.register_handler(MessageCode.fetch_req, on_fetch)
@@ -133,12 +133,12 @@ class SipRing:
     def total_fetches(self) -> int:
         return sum(self.fetches.values())
 
-    def fetches_of(self, *users: str) -> int:
-        """FetchReqs answered for these users' AoRs. Replication (§10.4) and the certificate
-        store (§11.3.1) fetch in the background, so a test about the SIP usage counts only
-        the AoRs' resources."""
+    def fetches_of(self, *users: str, by: bytes | None = None) -> int:
+        """FetchReqs answered for these users' AoRs (sent ``by`` that node, if given).
+        Replication (§10.4) and the certificate store (§11.3.1) fetch in the background,
+        also an AoR's resource now and then: a test about one node's lookups names it."""
         resources = {parse_aor(u if "@" in u else aor(u)).resource_id() for u in users}
-        return sum(1 for r in self.fetched if r in resources)
+        return sum(1 for signer, r in self.fetched if r in resources and by in (None, signer))
 
     async def close(self) -> None:
         for usage in self.usages:

@@ -178,10 +178,10 @@ async def test_a_gruu_connects_directly(make_ring: Callable[..., SipRing]) -> No
     _, alice, bob = await ring.peers("relay", "alice", "bob")
     accepted = Accepted()
     bob.listen(accepted)
-    before = ring.fetches_of("bob")
+    before = ring.fetches_of("bob", by=alice.node_id)
     conn = await alice.connect(bob.gruu())
     assert conn.verified_node_id == bob.node_id and conn.verified_user == aor("bob")
-    assert ring.fetches_of("bob") == before  # no Fetch for a GRUU (§6)
+    assert ring.fetches_of("bob", by=alice.node_id) == before  # no Fetch for a GRUU (§6)
     with pytest.raises(SipConnectError, match="connect takes a GRUU"):
         await alice.connect(aor("bob"))
     with pytest.raises(SipConnectError, match="the destination is this node"):

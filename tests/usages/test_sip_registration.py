@@ -299,16 +299,16 @@ async def test_a_gruu_is_resolved_without_a_fetch(make_ring: Callable[..., SipRi
     assert gruu.startswith(f"sip:{ALICE};gr=")
     assert parse_gruu(gruu).destination_list == alice.destination_list()
 
-    before, made = ring.fetches_of(ALICE), bob.resolver.fetches
+    before, made = ring.fetches_of(ALICE, by=bob.node_id), bob.resolver.fetches
     direct = await bob.resolve(gruu)
     assert direct.outcome is Outcome.GRUU and direct.fetches == 0
     assert [c.node_id for c in direct.contacts] == [alice.node_id]
     assert direct.contacts[0].gruu == gruu
-    assert ring.fetches_of(ALICE) == before and bob.resolver.fetches == made
+    assert ring.fetches_of(ALICE, by=bob.node_id) == before and bob.resolver.fetches == made
     assert direct.describe() == f"{gruu} is a GRUU: directly to node {alice.node_id.hex()} (RFC 7904 §6)"
     # The same AoR without its gr parameter is fetched (and the peers count it).
     assert (await bob.resolve(ALICE)).fetches == 1
-    assert ring.fetches_of(ALICE) == before + 1
+    assert ring.fetches_of(ALICE, by=bob.node_id) == before + 1
 
 
 async def test_domain_not_served(make_ring: Callable[..., SipRing]) -> None:
