@@ -1,11 +1,13 @@
 """Fuzzing the SIP parser: only RemoteProtocolError may come out, whatever the bytes.
 
-``test_mutation_fuzz`` runs P2PSIP_SIP_FUZZ_COUNT (default 300,000) messages made by
+``test_mutation_fuzz`` runs P2PSIP_SIP_FUZZ_COUNT (default 100,000) messages made by
 stacking random mutations (byte flips, special characters, truncations, insertions,
 deletions, duplicated/dropped/swapped header lines, huge numbers, bad UTF-8, folds, splices,
 compact names) on a corpus of valid requests and responses, plus a share of random bytes.
-The seed is fixed (P2PSIP_SIP_FUZZ_SEED to change it), so a run is reproducible. It takes
-about 30-40 s on the 2-core development machine; set a smaller count for quick runs.
+The seed is fixed (P2PSIP_SIP_FUZZ_SEED to change it), so a run is reproducible and the
+suite's run repeats the same inputs each time: 100,000 of them take about 12 s on the 2-core
+development machine; for a deeper run set a larger count or another seed (300,000 find
+no failure either with this seed).
 
 For every input: a message that parses must serialize to bytes that parse to the same
 message; an error must carry a one-line reason and 400/505/513, and an error response built
@@ -31,7 +33,7 @@ from app.sip.message import SipRequest, SipResponse, StreamFramer, error_respons
 from app.sip.uri import SipUri, TelUri, parse_uri
 from tests.sip.samples import INVALID, INVALID_RESPONSES, VALID
 
-FUZZ_COUNT = int(os.environ.get("P2PSIP_SIP_FUZZ_COUNT", "300000"))
+FUZZ_COUNT = int(os.environ.get("P2PSIP_SIP_FUZZ_COUNT", "100000"))
 FUZZ_SEED = int(os.environ.get("P2PSIP_SIP_FUZZ_SEED", "20261203"))
 
 CORPUS: list[bytes] = (
