@@ -9,6 +9,7 @@ out; this test keeps it honest, whatever PySide6 gets installed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -98,29 +99,36 @@ async def test_true_keeps_its_references_across_emits() -> None:
     bridge.anyEvent.connect(received.append)
     bridge.callState.connect(lambda e: None)
     events = _events(EMITS // 2)
-    before = sys.getrefcount(True)
-    for event in events:
-        source.emit(event)  # two emits each: its kind's signal and anyEvent
-    # qasync's call_soon_threadsafe is a Signal.emit() too: the path aiortc's frames take.
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    count = 0
+    # Earlier tests' garbage (objects holding True) is freed now, not during the count: a
+    # collection in between drops references that are none of the emits' doing.
+    gc.collect()
+    gc.disable()
+    try:
+        before = sys.getrefcount(True)
+        for event in events:
+            source.emit(event)  # two emits each: its kind's signal and anyEvent
+        # qasync's call_soon_threadsafe is a Signal.emit() too: the path aiortc's frames take.
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        count = 0
 
-    def tick() -> None:
-        nonlocal count
-        count += 1
-        if count == EMITS:
-            done.set()
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            if count == EMITS:
+                done.set()
 
-    def worker() -> None:
-        for _ in range(EMITS):
-            loop.call_soon_threadsafe(tick)
+        def worker() -> None:
+            for _ in range(EMITS):
+                loop.call_soon_threadsafe(tick)
 
-    thread = threading.Thread(target=worker)
-    thread.start()
-    await asyncio.wait_for(done.wait(), 20)
-    thread.join()
-    after = sys.getrefcount(True)
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await asyncio.wait_for(done.wait(), 20)
+        thread.join()
+        after = sys.getrefcount(True)
+    finally:
+        gc.enable()
     assert len(received) == len(events) == EMITS
     # The bug costs one reference per emit (over a thousand here); other code may take or
     # drop a few in the meantime.
