@@ -14,7 +14,14 @@ DeviceRole: TypeAlias = Literal["input", "output", "ringing"]
 
 @dataclass(frozen=True)
 class IceConnected:
+    """ICE found its path: ``path`` names the selected pair's candidate types, ours then
+    theirs (RFC 8445 §5.1.1.1: host, srflx, prflx, relay). Ours is a host or a relayed
+    candidate (a pair holds a server-reflexive candidate's base, RFC 8445 §6.1.2.4), so
+    two phones behind two NATs show "host→srflx" (or prflx) and a relayed call
+    "relay→..."; None if aiortc does not tell."""
+
     elapsed: float
+    path: str | None = None
 
 
 @dataclass(frozen=True)

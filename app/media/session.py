@@ -597,7 +597,18 @@ class MediaSession:
             and self._started_at
         ):
             self.timings.ice = self._elapsed()
-            self._emit(IceConnected(self.timings.ice))
+            self._emit(IceConnected(self.timings.ice, self._ice_path()))
+
+    def _ice_path(self) -> str | None:
+        """The selected candidate pair's types ("host→srflx"), from aioice's nominated
+        pair (aiortc has no public selected-pair API)."""
+        transceiver = self._transceiver
+        try:
+            connection = transceiver.receiver.transport.transport._connection  # type: ignore[union-attr]
+            pair = next(iter(connection._nominated.values()))
+            return f"{pair.local_candidate.type}→{pair.remote_candidate.type}"
+        except (AttributeError, StopIteration):
+            return None
 
     def _connection_state(self) -> None:
         pc = self._pc

@@ -219,7 +219,8 @@ class CallQuality:
 @dataclass(frozen=True, slots=True)
 class CallMedia:
     """Something about a call's audio (:mod:`app.phone.media`): ``what`` is
-    ``ice-connected``, ``first-audio`` (the first frame heard), ``device-unavailable``
+    ``ice-connected`` (how long it took and the path, e.g. "31 ms srflx→srflx"),
+    ``first-audio`` (the first frame heard), ``device-unavailable``
     (once per phone and device role: the call goes on, silence is sent),
     ``device-changed``, ``media-failed``, ``onset-sent``/``onset-heard`` (a tone burst's
     wall-clock onset, ``p2psip bench call``); ``detail`` in words."""

@@ -398,7 +398,8 @@ class MediaKit:
 
     def _media_event(self, controls: CallAudio, event: MediaEvent) -> None:
         if isinstance(event, IceConnected):
-            self._notice(controls, "ice-connected", f"{event.elapsed * 1000:.0f} ms")
+            path = f" {event.path}" if event.path else ""
+            self._notice(controls, "ice-connected", f"{event.elapsed * 1000:.0f} ms{path}")
         elif isinstance(event, FirstAudio):
             self._notice(controls, "first-audio", f"{event.elapsed * 1000:.0f} ms")
         elif isinstance(event, DeviceUnavailable):

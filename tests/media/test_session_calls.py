@@ -72,7 +72,8 @@ async def test_tone_across_a_call(sessions: Make, tmp_path: Path, codec: str) ->
     bob = sessions(audio=AudioOptions(record=record, use_devices=False))
     await connect(alice, bob)
     for session in (alice, bob):
-        await session.wait_event(IceConnected, T)
+        ice = await session.wait_event(IceConnected, T)
+        assert isinstance(ice, IceConnected) and ice.path == "host→host"  # one machine
         await session.wait_event(DtlsConnected, T)
     await bob.wait_event(FirstAudio, T)
     await asyncio.sleep(1.5)  # let 1.5 s of tone be heard

@@ -192,7 +192,9 @@ async def test_two_phones_behind_two_nats_talk(lab: NatOverlay, tmp_path: Path) 
     assert (alice_role, bob_role) == ("client", "client")
     mine, _ = await connected(alice, bob, "bob")
     for phone in (alice, bob):
-        await phone.expect("CallMedia", lambda e: e["what"] == "ice-connected", timeout=CALL_SECONDS)
+        ice = await phone.expect("CallMedia", lambda e: e["what"] == "ice-connected", timeout=CALL_SECONDS)
+        # Our base (host) to the other NAT's mapping: straight from NAT to NAT, no relay.
+        assert ice["detail"].split()[-1] in ("host→srflx", "host→prflx"), ice
         await phone.expect("CallMedia", lambda e: e["what"] == "first-audio", timeout=CALL_SECONDS)
     before = packets(topology)
     # Two quality samples (2 s apart): about two seconds of tone each way.
