@@ -264,14 +264,19 @@ def _estimate(
     )
 
 
-def estimate_quality(stats: MediaStats, previous: MediaStats | None = None) -> CallQuality:
+def estimate_quality(
+    stats: MediaStats, previous: MediaStats | None = None, *, expecting_audio: bool = True
+) -> CallQuality:
     """The quality of a call from its statistics; loss is counted since ``previous``
     (the whole call without it). With no round-trip time yet the network delay is
-    taken as 0 (a LAN)."""
+    taken as 0 (a LAN). ``expecting_audio``: the far end should be sending (not on
+    hold); then an interval with nothing received counts as all lost."""
     network_ms = (stats.rtt or 0.0) * 1000 / 2
     received = stats.packets_received - (previous.packets_received if previous else 0)
     lost = stats.packets_lost - (previous.packets_lost if previous else 0)
     loss = 100 * lost / (received + lost) if received + lost > 0 and lost > 0 else 0.0
+    if received <= 0 and expecting_audio:
+        loss = 100.0  # nothing came (no path, the far end gone): the listener hears nothing
     playout = stats.playout_delay
     if playout is None:  # no audio played yet: an adaptive buffer sizes itself to ~2x the jitter
         playout = max(NOMINAL_PLAYOUT_MS / 1000, 2 * (stats.jitter or 0.0)) + stats.output_latency
@@ -306,17 +311,19 @@ class QualityMonitor:
         listener: Callable[[CallQuality], None] | None = None,
         *,
         interval: float = 5.0,
+        expecting: Callable[[], bool] = lambda: True,
     ) -> None:
         self.stats = stats
         self.listener = listener
         self.interval = interval
+        self.expecting = expecting  # audio should be flowing (the call is not on hold)
         self.latest: CallQuality | None = None
         self._previous: MediaStats | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def sample(self) -> CallQuality:
         stats = await self.stats()
-        quality = estimate_quality(stats, self._previous)
+        quality = estimate_quality(stats, self._previous, expecting_audio=self.expecting())
         self._previous = stats
         self.latest = quality
         if self.listener is not None:

@@ -215,7 +215,13 @@ class CallAudio:
         from app.media.quality import QualityMonitor
 
         if self.quality is None:
-            self.quality = QualityMonitor(self.session.stats, self._quality, interval=interval)
+            session = self.session
+            self.quality = QualityMonitor(
+                session.stats,
+                self._quality,
+                interval=interval,
+                expecting=lambda: not (session.local_hold or session.remote_hold),
+            )
             self.quality.start()
 
     def _quality(self, quality: CallQuality) -> None:

@@ -142,6 +142,13 @@ def test_estimate_from_statistics() -> None:
     # no RTCP from the far end yet
     early = estimate_quality(stats(rtt=None, remote_fraction_lost=None))
     assert early.rtt_ms is None and early.send is None
+    # nothing arrived since the last sample (no path, or the far end is gone): all lost
+    silent = estimate_quality(stats(packets_received=2000, packets_lost=20), clean)
+    assert silent.receive.loss_percent == 100.0 and silent.receive.mos < 1.5
+    assert estimate_quality(stats(packets_received=0, packets_lost=0)).receive.mos < 1.5
+    # ... unless the call is on hold: nothing is sent then, by design
+    held = estimate_quality(stats(packets_received=2000, packets_lost=20), clean, expecting_audio=False)
+    assert held.receive.loss_percent == 0.0
 
 
 async def test_monitor_on_a_call() -> None:
