@@ -19,7 +19,7 @@ what a phone costs, measured on real phone processes over a real overlay.
    printed beside it. The first minute is the dearest one: every buddy gets its first
    check in it.
 
-Targets: presence ≤ 5 requests/s, dial to ringing p50 ≤ 300 ms, idle RSS ≤ 80 MB; each
+Targets: presence ≤ 5 requests/s, dial to ringing p50 and p99 ≤ 300 ms, idle RSS ≤ 80 MB; each
 with a ``*_target_met`` flag.
 """
 
@@ -112,7 +112,7 @@ async def bench_phone(
                 results["dial_to_ringing_ms_first"] = round(ringing_ms[0], 1)
                 results["dial_to_ringing_ms_p50"] = round(percentile(ringing_ms, 50), 1)
                 results["dial_to_ringing_ms_p99"] = round(percentile(ringing_ms, 99), 1)
-                results["dial_to_ringing_target_met"] = results["dial_to_ringing_ms_p50"] <= RINGING_TARGET_MS
+                results["dial_to_ringing_target_met"] = results["dial_to_ringing_ms_p99"] <= RINGING_TARGET_MS
             _progress(quiet, f"{calls} calls rang")
 
             if buddies > 0:

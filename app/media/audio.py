@@ -46,6 +46,10 @@ def rms(samples: Samples) -> float:
     return float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0
 
 
+_PLAIN_48K: Final = {("s16", "mono", SAMPLE_RATE), ("s16", "stereo", SAMPLE_RATE)}
+"""Decoded frames ToMono48k takes without a resampler (packed 16-bit at 48 kHz)."""
+
+
 class ToMono48k:
     """Decoded frames (any rate, layout, sample format) to 48 kHz mono int16, with their
     position on the stream's timeline in 48 kHz samples (from the frame's pts, which
@@ -58,6 +62,16 @@ class ToMono48k:
 
     def convert(self, frame: av.AudioFrame) -> list[tuple[int, Samples]]:
         key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if key in _PLAIN_48K and frame.pts is not None:
+            # What the Opus decoder gives: no resampling, only the channels averaged.
+            data = frame.to_ndarray().reshape(-1)
+            if key[1] == "stereo":
+                pair = data.reshape(-1, 2).astype(np.int32)
+                data = ((pair[:, 0] + pair[:, 1]) >> 1).astype(np.int16)
+            pos = int(frame.pts)
+            self._next = pos + len(data)
+            self._input = None  # a later resampled input starts a fresh resampler
+            return [(pos, data.astype(np.int16, copy=False))]
         if key != self._input:
             # A new codec after a re-INVITE: a fresh resampler, no state carried over.
             self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
@@ -98,6 +112,9 @@ def load_audio_file(path: str | Path) -> Samples:
     return samples
 
 
+HEADER_EVERY: Final = 50  # writes (20 ms frames) between WAV header updates
+
+
 class WavWriter:
     """A 48 kHz mono 16-bit PCM WAV file written frame by frame (stdlib ``wave``)."""
 
@@ -111,10 +128,19 @@ class WavWriter:
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)
         self.samples_written = 0
+        self._writes = 0
 
     def write(self, samples: Samples) -> None:
         if self._wav is not None:
-            self._wav.writeframes(samples.astype("<i2", copy=False).tobytes())
+            data = samples.astype("<i2", copy=False).tobytes()
+            self._writes += 1
+            # The header's lengths are patched once a second (three seeks a write cost
+            # more than the write), and at close: a killed phone leaves a file that
+            # plays up to its last second.
+            if self._writes % HEADER_EVERY == 0:
+                self._wav.writeframes(data)
+            else:
+                self._wav.writeframesraw(data)
             self.samples_written += len(samples)
 
     def close(self) -> None:

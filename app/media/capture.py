@@ -103,9 +103,11 @@ class FileSource:
         self._pacer = _Pacer()
 
     def _slice(self) -> Samples:
-        idx = (self._offset + np.arange(FRAME_SAMPLES)) % len(self._samples)
-        self._offset = (self._offset + FRAME_SAMPLES) % len(self._samples)
-        return self._samples[idx]
+        start, total = self._offset, len(self._samples)
+        self._offset = (start + FRAME_SAMPLES) % total
+        if start + FRAME_SAMPLES <= total:
+            return self._samples[start : start + FRAME_SAMPLES].copy()
+        return self._samples[(start + np.arange(FRAME_SAMPLES)) % total]
 
     async def next_frame(self) -> Samples | None:
         await self._pacer.wait()

@@ -501,6 +501,7 @@ class MediaSession:
             transceiver = pc.addTransceiver(self._track, direction="sendrecv")
             transceiver.setCodecPreferences(self._preferences)
             self.jitter = jitter.install(transceiver.receiver)
+            jitter.decode_inline(transceiver.receiver)
             self.rtp = RtpChannel(transceiver.sender.transport, transceiver.sender._ssrc, self._may_send)
             pc.on("iceconnectionstatechange", self._ice_state)
             pc.on("connectionstatechange", self._connection_state)
