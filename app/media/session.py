@@ -182,6 +182,7 @@ class MediaSession:
         self._track: MicrophoneTrack | None = None
         self.rtp: RtpChannel | None = None
         self.jitter: jitter.PassThroughJitterBuffer | None = None
+        self.decoding: jitter.InlineDecoding | None = None  # decoding on the loop
         self._output: AudioOutput | None = None
         self._receive_task: asyncio.Task[None] | None = None
         self._started_at: float | None = None
@@ -501,7 +502,7 @@ class MediaSession:
             transceiver = pc.addTransceiver(self._track, direction="sendrecv")
             transceiver.setCodecPreferences(self._preferences)
             self.jitter = jitter.install(transceiver.receiver)
-            jitter.decode_inline(transceiver.receiver)
+            self.decoding = jitter.decode_inline(transceiver.receiver)
             self.rtp = RtpChannel(transceiver.sender.transport, transceiver.sender._ssrc, self._may_send)
             pc.on("iceconnectionstatechange", self._ice_state)
             pc.on("connectionstatechange", self._connection_state)
