@@ -290,13 +290,12 @@ def _duration(text: str) -> float:
 
 
 def _whole_seconds(text: str) -> int:
-    from app.phone.store import MAX_NO_ANSWER_SECONDS
+    from app.phone.store import parse_no_answer_seconds
 
-    if not text.isdigit() or not 1 <= int(text) <= MAX_NO_ANSWER_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a whole number of seconds from 1 to {MAX_NO_ANSWER_SECONDS}"
-        )
-    return int(text)
+    try:
+        return parse_no_answer_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is {exc}") from None
 
 
 def register(subparsers: Any) -> None:

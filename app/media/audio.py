@@ -46,6 +46,15 @@ def rms(samples: Samples) -> float:
     return float(np.sqrt(np.mean(np.square(samples.astype(np.float64))))) if len(samples) else 0.0
 
 
+def ring_index(pos: int, n: int, size: int) -> slice | npt.NDArray[np.intp]:
+    """Where ``n`` samples from ``pos`` lie in a ring of ``size``: a slice unless they
+    wrap (a slice costs a fraction of an index array, and this runs 50 times a second)."""
+    start = pos % size
+    if start + n <= size:
+        return slice(start, start + n)
+    return (start + np.arange(n)) % size
+
+
 _PLAIN_48K: Final = {("s16", "mono", SAMPLE_RATE), ("s16", "stereo", SAMPLE_RATE)}
 """Decoded frames ToMono48k takes without a resampler (packed 16-bit at 48 kHz)."""
 

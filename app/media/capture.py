@@ -14,12 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, Packet
 from av.stream import Stream
 
-from app.media.audio import FRAME_SAMPLES, FRAME_SECONDS, Samples, load_audio_file, silence, to_av_frame
+from app.media.audio import (
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
+    Samples,
+    load_audio_file,
+    ring_index,
+    silence,
+    to_av_frame,
+)
 from app.media.devices import CaptureStream
 from app.media.encoder import InlineEncoder
 
@@ -105,9 +112,7 @@ class FileSource:
     def _slice(self) -> Samples:
         start, total = self._offset, len(self._samples)
         self._offset = (start + FRAME_SAMPLES) % total
-        if start + FRAME_SAMPLES <= total:
-            return self._samples[start : start + FRAME_SAMPLES].copy()
-        return self._samples[(start + np.arange(FRAME_SAMPLES)) % total]
+        return self._samples[ring_index(start, FRAME_SAMPLES, total)].copy()
 
     async def next_frame(self) -> Samples | None:
         await self._pacer.wait()

@@ -25,7 +25,6 @@ from aiortc.codecs.base import Encoder
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import AudioFrame, AudioResampler, CodecContext, Packet
-from av.frame import Frame
 from av.stream import Stream
 
 from app.media.audio import FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE
@@ -33,6 +32,26 @@ from app.media.audio import FRAME_SAMPLES, SAMPLE_RATE, TIME_BASE
 OPUS_BITRATE: Final = 48_000
 """Mono Opus at 48 kbit/s: fullband speech and music without audible loss (RFC 7587
 §3.1.1 puts fullband speech at 28-40 kbit/s), half of aiortc's stereo 96 kbit/s."""
+
+
+class _FramesAsTheyAre:
+    """The resampler of :class:`MonoOpusEncoder`: our frames (20 ms of 48 kHz mono s16)
+    go to libopus as they are, since resampling costs as much as the encoding; anything
+    else goes through a real resampler."""
+
+    def __init__(self) -> None:
+        self._resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=FRAME_SAMPLES)
+
+    def resample(self, frame: AudioFrame | None) -> list[AudioFrame]:
+        if (
+            frame is not None
+            and frame.samples == FRAME_SAMPLES
+            and frame.sample_rate == SAMPLE_RATE
+            and frame.format.name == "s16"
+            and frame.layout.name == "mono"
+        ):
+            return [frame]
+        return self._resampler.resample(frame)
 
 
 class MonoOpusEncoder(OpusEncoder):
@@ -47,26 +66,8 @@ class MonoOpusEncoder(OpusEncoder):
         self.codec.options = {"application": "voip"}
         self.codec.sample_rate = SAMPLE_RATE
         self.codec.time_base = TIME_BASE
-        self.resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=FRAME_SAMPLES)
+        self.resampler = _FramesAsTheyAre()  # type: ignore[assignment]  # its one method
         self.first_packet_pts = None
-
-    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        """Our frames are 20 ms of 48 kHz mono s16 already: they go to libopus as they
-        are (the resampler, for anything else, costs as much as the encoding)."""
-        if not (
-            isinstance(frame, AudioFrame)
-            and frame.samples == FRAME_SAMPLES
-            and frame.sample_rate == SAMPLE_RATE
-            and frame.format.name == "s16"
-            and frame.layout.name == "mono"
-        ):
-            return super().encode(frame, force_keyframe)
-        packets = self.codec.encode(frame)
-        if self.first_packet_pts is None and packets:
-            self.first_packet_pts = packets[0].pts
-        if not packets or packets[0].pts is None or self.first_packet_pts is None:
-            return [], 0
-        return [bytes(p) for p in packets], packets[0].pts - self.first_packet_pts
 
 
 class InlineEncoder:

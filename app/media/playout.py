@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
-from app.media.audio import FRAME_SAMPLES, SAMPLE_RATE, Samples, silence
+from app.media.audio import FRAME_SAMPLES, SAMPLE_RATE, Samples, ring_index, silence
 
 FADE_FRAMES: Final = 5  # concealment fades out over 100 ms
 _SHRINK_AFTER_READS: Final = 500  # 10 s of 20 ms reads without an underrun
@@ -183,17 +182,9 @@ class PlayoutBuffer:
         self._concealed += 1
         return self._conceal(n)
 
-    def _span(self, pos: int, n: int) -> slice | npt.NDArray[np.intp]:
-        """Where ``n`` samples from ``pos`` lie in the ring: a slice unless they wrap
-        (a slice costs a fraction of an index array, 50 times a second each way)."""
-        start = pos % self._capacity
-        if start + n <= self._capacity:
-            return slice(start, start + n)
-        return (pos + np.arange(n)) % self._capacity
-
     def _take(self, n: int) -> Samples:
         assert self._read is not None
-        idx = self._span(self._read, n)
+        idx = ring_index(self._read, n, self._capacity)
         valid = self._valid[idx].copy()  # a slice is a view: cleared just below
         out = self._ring[idx].copy()
         self._valid[idx] = False
@@ -217,7 +208,7 @@ class PlayoutBuffer:
         return (base.astype(np.float32) * gain).astype(np.int16)
 
     def _clear(self, pos: int, n: int) -> None:
-        self._valid[self._span(pos, n)] = False
+        self._valid[ring_index(pos, n, self._capacity)] = False
 
     # ------------------------------------------------------------------ figures
 

@@ -27,7 +27,7 @@ from app.phone.calls import CallDirection, CallState
 from app.phone.control import JSONObject, to_json
 from app.phone.phone_call import CallActionError, PhoneCall
 from app.phone.service import Phone, PhoneError
-from app.phone.store import MAX_NO_ANSWER_SECONDS
+from app.phone.store import MAX_NO_ANSWER_SECONDS, parse_no_answer_seconds
 from app.sip.uri import SipUri, parse_uri
 
 FORWARD_KINDS = {"always": "forward_always", "busy": "forward_busy", "no-answer": "forward_no_answer"}
@@ -249,9 +249,13 @@ class PhoneCommands:
             changes = {FORWARD_KINDS[args[0]]: args[1]}
         elif len(args) == 3 and args[0] == "no-answer":
             # After how long an unanswered call goes on (the phone's no_answer_seconds).
-            if not args[2].isdigit() or not 1 <= int(args[2]) <= MAX_NO_ANSWER_SECONDS:
-                raise CommandError(f"forward no-answer: {args[2]} is not 1 to {MAX_NO_ANSWER_SECONDS} seconds")
-            changes = {"forward_no_answer": args[1], "no_answer_seconds": int(args[2])}
+            try:
+                seconds = parse_no_answer_seconds(args[2])
+            except ValueError:
+                raise CommandError(
+                    f"forward no-answer: {args[2]} is not 1 to {MAX_NO_ANSWER_SECONDS} seconds"
+                ) from None
+            changes = {"forward_no_answer": args[1], "no_answer_seconds": seconds}
         else:
             raise self._usage("forward")
         settings = await self.phone.update_settings(**changes)

@@ -270,6 +270,9 @@ class MediaKit:
         self.onsets = onsets
         self.ice_servers: list[RTCIceServer] = list(ice_servers)
         self.overlay_ice_servers: list[RTCIceServer] = []  # TURN-SERVICE (§9), set by the phone
+        # The overlay's STUN servers (RFC 6940 §6.5.1.4), asked for as each call's media
+        # is built (after the media stack is loaded: aiortc's types are made then).
+        self.overlay_stun: Callable[[], Sequence[tuple[str, int]]] = lambda: ()
         self.notice: MediaNotice | None = None
         self.stack = MediaStack()
         self._audio: dict[int, CallAudio] = {}  # id(the call's session handler) -> its controls
@@ -372,7 +375,10 @@ class MediaKit:
             record=self.record,
             use_devices=self.use_devices and not self.echo,
         )
-        servers = [*self.ice_servers, *self.overlay_ice_servers]
+        from aiortc import RTCIceServer
+
+        stun = [RTCIceServer(urls=f"stun:{host}:{port}") for host, port in self.overlay_stun()]
+        servers = [*self.ice_servers, *stun, *self.overlay_ice_servers]
         try:
             session = MediaSession(
                 codec_order=s.codec_order, audio=audio, ice_servers=servers, relay_only=self.relay_only

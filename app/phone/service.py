@@ -125,8 +125,6 @@ from reload_core.usages.sip import Outcome, Registration, SipUsage, SipUsageErro
 from reload_core.usages.turn import TurnCredentials, TurnService, relays
 
 if TYPE_CHECKING:
-    from aiortc import RTCIceServer
-
     from reload_core.node.node import Node
 
 log = logging.getLogger("p2psip.phone")
@@ -258,11 +256,9 @@ class Phone:
                 relay_only=options.relay_only,
             )
             self._session_factory = self.media.session_factory
-        self._media_factory: Callable[[], SessionHandler] | None = None
-        self._overlay_turn: list[RTCIceServer] = []
         if self.media is not None:
             MediaBinder(self, self.media, quality_interval=options.quality_interval)
-            self._media_factory, self._session_factory = self._session_factory, self._call_media
+            self.media.overlay_stun = self._overlay_stun
         self.keeper = OverlayKeeper(
             self._joiner(),
             options.network,
@@ -534,7 +530,7 @@ class Phone:
             await self._echo.close()
         if (
             self.media is not None
-            and self._media_factory == self.media.session_factory
+            and self._session_factory == self.media.session_factory
             and not isinstance(getattr(self.options.session_factory, "__self__", None), MediaKit)
         ):
             self.media.close()  # ours (the GUI closes its own kit)
@@ -616,31 +612,16 @@ class Phone:
             servers.append(
                 RTCIceServer(urls=f"turn:{host}:{port}", username=relay.username, credential=relay.password)
             )
-        self._overlay_turn = servers
         media.overlay_ice_servers = servers
         if servers:
             log.info("call media may relay through %d TURN server(s) of the overlay", len(servers))
 
-    def _call_media(self) -> SessionHandler:
-        """A call's media session handler, from the kit. Its ICE agent also gathers
-        server-reflexive candidates from the STUN servers the overlay offers: the
-        bootstrap nodes and the peers we have ICE links with (RFC 6940 §6.5.1.4), so that
-        media between two phones behind NATs goes straight from NAT to NAT. Set once
-        the media stack (aiortc) is loaded, before the call's session is built: an idle
-        phone does not load it (issue 14)."""
-        media, session, factory = self.media, self.keeper.session, self._media_factory
-        assert media is not None and factory is not None
-        stun = overlay_stun_servers(session.node) if session is not None else []
-        media.stack.when_loaded(lambda: self._use_overlay_servers(media, stun))
-        return factory()
-
-    def _use_overlay_servers(self, media: MediaKit, stun: Sequence[tuple[str, int]]) -> None:
-        from aiortc import RTCIceServer
-
-        media.overlay_ice_servers = [
-            *(RTCIceServer(urls=f"stun:{host}:{port}") for host, port in stun),
-            *self._overlay_turn,
-        ]
+    def _overlay_stun(self) -> list[tuple[str, int]]:
+        """The STUN servers the overlay offers now (the kit asks when it builds a call's
+        media): server-reflexive candidates from them let media between two phones
+        behind NATs go straight from NAT to NAT."""
+        session = self.keeper.session
+        return overlay_stun_servers(session.node) if session is not None else []
 
     def _session_down(self, session: OverlaySession) -> None:
         ua = session.sip.ua

@@ -251,6 +251,11 @@ def _seconds(value: object) -> int:
     return value
 
 
+def parse_no_answer_seconds(text: str) -> int:
+    """``no_answer_seconds`` as typed (a command, a CLI flag); ValueError saying why not."""
+    return _seconds(int(text) if text.isdigit() else None)
+
+
 def _codecs(value: object) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(c, str) and c for c in value):
         raise ValueError("not a list of codec names")
